@@ -1,0 +1,3 @@
+from crashkeep.entry import console_main
+
+console_main()

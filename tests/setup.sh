@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what the tests need on a fresh Debian 12 machine (idempotent).
+# Debian packages: the QEMU test bed, the static-binary toolchain, the oracles (gdb, dd, busybox).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="qemu-system-x86 busybox-static cpio e2fsprogs mtools gdb hyperfine
+  python3.11-dev zlib1g-dev libexpat1-dev gcc make file"
+
+missing=""
+for p in $APT_PACKAGES; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq $missing >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+$PY -m pip install -q --disable-pip-version-check -e '.[test]'
+# The accelerators, compiled in place so the source tree tests both twins.
+$PY -m pip install -q --disable-pip-version-check 'Cython>=3.0,<3.3'
+$PY setup.py -q build_ext --inplace

@@ -1,0 +1,130 @@
+"""The CLI edge: --version, help, one-line errors, fast entry == typer entry."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from crashkeep import __version__, commands
+from crashkeep.entry import main, fast_main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QEMU_CONF = os.path.join(ROOT, "board-configs", "qemu-x86_64.conf")
+
+
+def run(*args, env=None):
+    e = dict(os.environ, PYTHONPATH=ROOT)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "crashkeep", *args], capture_output=True,
+                          text=True, env=e, cwd=ROOT)
+
+
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0
+    assert r.stdout == "crashkeep %s\n" % __version__
+
+
+def test_help_lists_every_group():
+    r = run("--help")
+    assert r.returncode == 0
+    for word in ("board", "ramoops", "save", "dump", "clear", "list", "boot", "core"):
+        assert "\n  %s " % word in r.stdout, word
+
+
+def test_every_command_has_help_both_ways():
+    for cmd in commands.all_commands():
+        words = list(cmd.path)
+        r = run(*words, "--help")
+        assert r.returncode == 0, (cmd.name, r.stderr)
+        assert "Usage:" in r.stdout
+        if cmd.fast:
+            from crashkeep.cmdspec import help_text
+            assert help_text(cmd) == r.stdout
+
+
+def test_error_is_one_line_no_traceback():
+    r = run("board", "check", "/nonexistent.conf")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith("crashkeep: Failed to read board config '/nonexistent.conf'")
+
+
+def test_bad_config_names_file_and_line(tmp_path):
+    p = tmp_path / "b.conf"
+    p.write_text(open(QEMU_CONF).read() + "phram.bogus = 1\n")
+    r = run("board", "check", str(p))
+    assert r.returncode == 2
+    assert "b.conf:%d: unknown key 'phram.bogus'" % (open(QEMU_CONF).read().count("\n") + 1) \
+        in r.stderr
+
+
+def test_board_show_json_matches_layout():
+    import json
+    r = run("board", "show", QEMU_CONF, "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["ramoops"]["mem_address"] == 0x1f000000
+    assert [z["address"] for z in d["ramoops"]["zones"]][:2] == [0x1f000000, 0x1f010000]
+    assert d["phram"]["start"] == 0x1f080000
+
+
+def test_board_outputs():
+    r = run("board", "cmdline", QEMU_CONF)
+    assert r.stdout.split()[0] == "memmap=0x100000$0x1f000000"
+    assert "ramoops.mem_size=0x80000" in r.stdout
+    assert "phram.phram=crashkeep,0x1f080000,0x80000" in r.stdout
+    r = run("board", "modules", QEMU_CONF)
+    lines = r.stdout.splitlines()
+    assert [l.split(".ko")[0].rsplit("/", 1)[1] for l in lines] == \
+        ["reed_solomon", "ramoops", "mtd", "phram"]
+    r = run("board", "dts", os.path.join(ROOT, "board-configs", "beaglebone-black.conf"))
+    assert "ecc-size = <16>;" in r.stdout
+    assert 'compatible = "phram";' in r.stdout
+
+
+def test_check_live_against_fake_root(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "iomem").write_text(
+        "00000000-00000fff : Reserved\n00100000-1effffff : System RAM\n"
+        "1f000000-1f0fffff : Reserved\n1f100000-1fffffff : System RAM\n")
+    r = run("board", "check", "--live", "--root", str(tmp_path), QEMU_CONF)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "proc" / "iomem").write_text("00100000-1fffffff : System RAM\n")
+    r = run("board", "check", "--live", "--root", str(tmp_path), QEMU_CONF)
+    assert r.returncode == 2
+    assert "overlaps System RAM" in r.stderr
+    params = tmp_path / "sys" / "module" / "ramoops" / "parameters"
+    params.mkdir(parents=True)
+    (params / "mem_size").write_text("%d\n" % 0x100000)
+    (tmp_path / "proc" / "iomem").write_text("1f000000-1f0fffff : Reserved\n")
+    r = run("board", "check", "--live", "--root", str(tmp_path), QEMU_CONF)
+    assert "ramoops is loaded with mem_size=0x100000, the board says 0x80000" in r.stderr
+
+
+def test_fast_and_typer_entries_agree(capsys):
+    """Every fast command gives the same exit code and output through typer."""
+    from crashkeep.cli.app import run_typer
+    cases = [["save", "--help"], ["dump", "--no-such-option"], ["copy"],
+             ["clear", "--help"], ["boot", "--help"]]
+    for argv in cases:
+        rc_fast = fast_main(argv)
+        fast = capsys.readouterr()
+        rc_typer = run_typer(argv)
+        typ = capsys.readouterr()
+        assert rc_fast is not None
+        assert (rc_fast != 0) == (rc_typer != 0), (argv, rc_fast, rc_typer)
+        if rc_fast == 0:
+            # same usage line and description; typer adds an Arguments section
+            def head(text):
+                return " ".join(text.split("Options:")[0].split("Arguments:")[0].split())
+            assert head(fast.out) == head(typ.out), (fast.out, typ.out)
+
+
+def test_fast_path_does_not_import_typer():
+    code = ("import sys; from crashkeep.entry import main; main(['save', '--help']); "
+            "main(['--version']); assert 'typer' not in sys.modules and 'click' not in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr
