@@ -1,0 +1,75 @@
+# cython: language_level=3
+"""The kernel system calls the boot path needs, compiled: finit_module,
+init_module, mount, umount2.
+
+The static binary has no ctypes, so these are called directly; the pure twin
+(_kmod_py.py) reaches the same calls through ctypes on a full CPython.
+Errors come back as OSError(errno, strerror, path) like os.* functions.
+"""
+import os
+
+cdef extern from "errno.h":
+    int errno
+
+cdef extern from "unistd.h":
+    long syscall(long number, ...) nogil
+
+cdef extern from "sys/syscall.h":
+    long SYS_finit_module
+    long SYS_init_module
+
+cdef extern from "sys/mount.h":
+    int c_mount "mount"(const char *source, const char *target, const char *fstype,
+                        unsigned long flags, const void *data) nogil
+    int c_umount2 "umount2"(const char *target, int flags) nogil
+
+IMPL = "c"
+
+
+cdef _fail(int err, path):
+    raise OSError(err, os.strerror(err), path)
+
+
+def finit_module(path, params):
+    """Load the module file at path with the option string params."""
+    cdef bytes p = params.encode()
+    cdef const char *cp = p
+    cdef long r
+    cdef int fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with nogil:
+            r = syscall(SYS_finit_module, fd, cp, 0)
+        if r != 0:
+            _fail(errno, path)
+    finally:
+        os.close(fd)
+
+
+def init_module(image, params, path=""):
+    """Load a module from its bytes (kernels or seccomp rules without finit_module)."""
+    cdef bytes img = bytes(image)
+    cdef const char *ci = img
+    cdef unsigned long n = len(img)
+    cdef bytes p = params.encode()
+    cdef const char *cp = p
+    cdef long r
+    with nogil:
+        r = syscall(SYS_init_module, ci, n, cp)
+    if r != 0:
+        _fail(errno, path)
+
+
+def mount(source, target, fstype, flags=0, data=""):
+    cdef bytes s = source.encode()
+    cdef bytes t = target.encode()
+    cdef bytes f = fstype.encode()
+    cdef bytes d = data.encode()
+    cdef int r = c_mount(s, t, f, flags, <const char *>d if d else NULL)
+    if r != 0:
+        _fail(errno, target)
+
+
+def umount(target, flags=0):
+    cdef bytes t = target.encode()
+    if c_umount2(t, flags) != 0:
+        _fail(errno, target)
