@@ -13,12 +13,5 @@ KEEP_NAME_MAX = const(64)            # record name bytes
 KEEP_FIRMWARE_MAX = const(64)        # firmware version bytes kept in a record
 KEEP_SOURCE_MAX = const(200)         # source path bytes kept (the tail of a longer path)
 KEEP_HDR_MAX = const(512)            # a record header is never longer than this
-KEEP_RECORDS_MAX = const(4096)       # valid records scanned in one area
-KEEP_AREA_MAX = const(64 << 20)      # the largest keep area read into memory
-# phram keep area (crashkeep/phramrec.py)
-KEEP_NAME_MAX = const(64)            # record name bytes
-KEEP_FIRMWARE_MAX = const(64)        # firmware version bytes kept in a record
-KEEP_SOURCE_MAX = const(200)         # source path bytes kept (the tail of a longer path)
-KEEP_HDR_MAX = const(512)            # a record header is never longer than this
 KEEP_RECORDS_MAX = const(1024)       # valid records in one area (each costs memory on a small board)
 KEEP_AREA_MAX = const(64 << 20)      # the largest keep area read into memory
