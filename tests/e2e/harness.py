@@ -1,0 +1,624 @@
+"""QEMU test bed: boot a real Debian kernel on a BusyBox initramfs, run shell
+snippets across warm reboots, read the results back from the host.
+
+Using it (pytest)
+-----------------
+    import pytest
+    pytestmark = pytest.mark.e2e
+
+    def test_something(testbed):                     # fixture from conftest.py
+        disk = testbed.make_disk("16M", "ext4")      # attached as /dev/vda
+        run = testbed.run(boots=[
+            '''load_modules
+               echo hello > /dev/mtd0             # any BusyBox sh
+               emit proc_mtd /proc/mtd            # -> run.files["proc_mtd"]
+               panic_now''',                      # or: reboot -f, or just end
+            '''load_modules
+               ls /sys/fs/pstore
+               crashkeep --version''',            # last boot: harness powers off
+        ], disk=disk)
+        assert b"crashkeep" in run.files["proc_mtd"]
+        assert "dmesg-ramoops-0" in run.boot_logs[1]
+        assert run.rcs[1] == 0                    # exit status of boot 2's snippet
+        data = run.read_disk_file("/crashkeep/x")  # bytes, read with debugfs
+
+Testbed.run(boots, disk=None, ram_file=None, kill_on=None, timeout=None,
+            append="", board=None, files=None, no_reboot=False) -> Run
+  boots     list of BusyBox sh snippets; boots[i] runs as boot i+1 in ONE QEMU
+            process. Warm reset between boots: reserved RAM (ramoops, phram)
+            survives. A snippet ends its boot by panicking (`panic_now` or
+            `echo c > /proc/sysrq-trigger`), by `reboot -f`, or by just ending
+            (then the harness reboots into the next snippet, or powers off after
+            the last). A panic in the last boot ends the run too.
+  disk      image path (from make_disk) or a list of them: /dev/vda, /dev/vdb...
+  ram_file  file-backed guest RAM (512 MiB file): guest physical address P is
+            at offset P of the file; a second run() on the same file sees the
+            same RAM (power-cut and fault-injection tests). See read_ram/poke_ram.
+  kill_on   text: QEMU is killed (SIGKILL) the moment the console prints it.
+            run.killed is then True.
+  timeout   seconds for the whole run (default 60 + 45 per boot); on expiry
+            TestbedTimeout (an AssertionError) is raised with the console tail.
+  append    extra kernel command-line words (e.g. "pstore.compress=none").
+  board     another board config file for /etc/crashkeep/board.conf and for
+            load_modules (default board-configs/qemu-x86_64.conf). The memmap=
+            reservation on the command line follows the board given.
+  files     {path in guest: bytes} added to the initramfs for this run.
+  no_reboot QEMU exits at the first reset (-no-reboot): stop after a panic.
+
+Run (result of run()):
+  console       the serial console text of all boots (\\r removed)
+  boot_logs[i]  console text of boot i+1, from its start marker to the next
+  rcs[i]        exit status of snippet i+1 (None when it panicked/rebooted)
+  started       number of boots that started
+  files[NAME]   bytes sent with `emit NAME FILE` (last one wins);
+                emits: list of (boot, name, bytes) in order
+  killed        True when kill_on fired;  returncode: QEMU's exit status
+  disks         the disk images given; ram_file
+  read_disk_file(path, disk=None) -> bytes   (FileNotFoundError if absent)
+  list_disk(dir="/", disk=None) -> sorted names (no . and ..)
+  stat_disk(path, disk=None) -> {"size": n, "mode": m} or None
+  fsck(disk=None) -> (exit status, output) of e2fsck -fn on a journal-replayed copy
+  Disks are read from the host without mounting (debugfs / mtools). For ext4 the
+  journal is first replayed into a copy (e2fsck -E journal_only), as the next
+  mount would do; the image itself is never changed.
+
+Testbed (the `testbed` fixture; `testbed.tmp` is a fresh directory per test):
+  make_disk(size="16M", fstype="ext4", name=None) -> path  (ext4, vfat or raw)
+  read_ram(ram_file, addr, size) -> bytes ; poke_ram(ram_file, addr, data)
+  board  -> the default board config path; binary -> the crashkeep binary or None
+  kernel_version, modules (names in the image, load order)
+
+Inside the guest (every snippet)
+--------------------------------
+  proc, sys, devtmpfs are mounted; sysrq is enabled; the disk stack (virtio_blk,
+  ext4, crc32c) is loaded; $BOOT (1-based) and $NBOOTS are set;
+  /bin/crashkeep is the static binary (when built), /etc/crashkeep/board.conf
+  the board config, /etc/crashkeep/crashkeep-hook.sh the init hook.
+  load_modules        insmod reed_solomon, ramoops, mtd, phram with the board's
+                      parameters (from `crashkeep board modules`)
+  load_module NAME [ARGS]  insmod any bundled module (mtdblock, block2mtd, ...)
+  emit NAME FILE|-    send a file (or stdin) to the host: run.files[NAME]
+  panic_now           sync, then echo c > /proc/sysrq-trigger
+  mount_disk [DEV] [DIR]   mount /dev/vda on /mnt by default
+  mount_pstore        mount -t pstore on /sys/fs/pstore (NOT done by the prologue:
+                      crashkeep boot must do it itself)
+  The kernel command line is console=ttyS0 quiet panic=1 memmap=<board region>.
+
+Building blocks (cached under tests/e2e/work/, shared between pytest processes
+with file locks): the Debian kernel package picked at run time from
+`apt-cache depends linux-image-amd64`, fetched with `apt-get download` and
+extracted with `dpkg-deb -x` (CRASHKEEP_KERNEL_DIR overrides); the binary from
+`make -C build` (build/out/crashkeep); the initramfs from initramfs/mkinitramfs.py.
+"""
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORK = os.path.join(ROOT, "tests", "e2e", "work")
+CACHE = os.path.join(WORK, "cache")
+BOARD = os.path.join(ROOT, "board-configs", "qemu-x86_64.conf")
+BINARY = os.path.join(ROOT, "build", "out", "crashkeep")
+INITRAMFS_DIR = os.path.join(ROOT, "initramfs")
+QEMU = "qemu-system-x86_64"
+RAM = "512M"
+RAM_BYTES = 512 << 20
+
+# Modules bundled in the image. The first group is loaded by /init in every
+# boot (disk stack for the boot counter and the test disks); the rest wait
+# for load_modules / load_module / crashkeep boot.
+AUTOLOAD = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"]
+MODULES = AUTOLOAD + ["reed_solomon", "ramoops", "mtd", "phram", "mtdblock", "block2mtd",
+                      "vfat", "nls_cp437", "nls_ascii"]
+
+COUNTER_SERIAL = "ckboot"
+
+
+class TestbedError(Exception):
+    pass
+
+
+class TestbedTimeout(AssertionError):
+    pass
+
+
+def _log(msg):
+    sys.stderr.write("[testbed] %s\n" % msg)
+
+
+class _Lock:
+    """An exclusive flock: other pytest processes may build the same cache."""
+
+    def __init__(self, name):
+        os.makedirs(CACHE, exist_ok=True)
+        self.path = os.path.join(CACHE, name + ".lock")
+
+    def __enter__(self):
+        self.f = open(self.path, "w")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *a):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+# ---- kernel ------------------------------------------------------------------
+
+def _kernel_package():
+    """The image package linux-image-amd64 depends on now, e.g. linux-image-6.1.0-56-amd64."""
+    for attempt in (0, 1):
+        r = subprocess.run(["apt-cache", "depends", "linux-image-amd64"],
+                           capture_output=True, text=True)
+        m = re.search(r"Depends:\s*(linux-image-\S+)", r.stdout)
+        if m:
+            return m.group(1)
+        if attempt == 0:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+    return None
+
+
+def kernel_dir():
+    """Extracted kernel package directory (cached); downloads it when needed."""
+    if os.environ.get("CRASHKEEP_KERNEL_DIR"):
+        return os.environ["CRASHKEEP_KERNEL_DIR"]
+    with _Lock("kernel"):
+        pkg = _kernel_package()
+        if pkg is None:
+            # Offline: any kernel extracted before will do.
+            have = sorted(d for d in os.listdir(CACHE) if d.startswith("kernel-linux-image-")
+                          and os.path.exists(os.path.join(CACHE, d, ".done")))
+            if not have:
+                raise TestbedError("cannot find the Debian kernel package "
+                                   "(apt-cache depends linux-image-amd64 failed)")
+            return os.path.join(CACHE, have[-1])
+        d = os.path.join(CACHE, "kernel-" + pkg)
+        if os.path.exists(os.path.join(d, ".done")):
+            return d
+        dl = os.path.join(CACHE, "download")
+        shutil.rmtree(dl, ignore_errors=True)
+        os.makedirs(dl)
+        _log("downloading %s" % pkg)
+        r = subprocess.run(["apt-get", "download", pkg], cwd=dl, capture_output=True, text=True)
+        debs = [f for f in os.listdir(dl) if f.endswith(".deb")]
+        if r.returncode != 0 or len(debs) != 1:
+            raise TestbedError("apt-get download %s failed: %s" % (pkg, r.stderr.strip()))
+        shutil.rmtree(d, ignore_errors=True)
+        subprocess.run(["dpkg-deb", "-x", os.path.join(dl, debs[0]), d], check=True)
+        shutil.rmtree(dl, ignore_errors=True)
+        open(os.path.join(d, ".done"), "w").close()
+        return d
+
+
+def vmlinuz(kdir):
+    boot = os.path.join(kdir, "boot")
+    k = [f for f in os.listdir(boot) if f.startswith("vmlinuz-")]
+    if len(k) != 1:
+        raise TestbedError("expected one vmlinuz in %s: %r" % (boot, k))
+    return os.path.join(boot, k[0])
+
+
+# ---- binary ------------------------------------------------------------------
+
+def build_binary(required=False):
+    """`make -C build` (incremental) -> build/out/crashkeep, or None if no build yet."""
+    if not os.path.exists(os.path.join(ROOT, "build", "Makefile")):
+        if required:
+            raise TestbedError("build/Makefile is missing")
+        return BINARY if os.path.exists(BINARY) else None
+    with _Lock("binary"):
+        r = subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "build")],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise TestbedError("make -C build failed:\n%s\n%s" % (r.stdout[-3000:],
+                                                                  r.stderr[-3000:]))
+    return BINARY
+
+
+# ---- initramfs ---------------------------------------------------------------
+
+def _mkinitramfs():
+    sys.path.insert(0, INITRAMFS_DIR)
+    try:
+        import mkinitramfs
+    finally:
+        sys.path.remove(INITRAMFS_DIR)
+    return mkinitramfs
+
+
+def _host_crashkeep(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, "-m", "crashkeep", *args], capture_output=True,
+                       text=True, env=env, cwd=ROOT)
+    if r.returncode != 0:
+        raise TestbedError("crashkeep %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r.stdout
+
+
+def board_files(board):
+    """{guest path: bytes} for a board config: the file and its insmod lines."""
+    with open(board, "rb") as f:
+        conf = f.read()
+    insmod = _host_crashkeep("board", "modules", board)
+    return {"etc/crashkeep/board.conf": conf,
+            "etc/crashkeep/insmod.sh": insmod.encode()}
+
+
+def memmap_words(board):
+    out = _host_crashkeep("board", "cmdline", board)
+    return [w for w in out.split() if w.startswith("memmap=")]
+
+
+def _digest(paths, extra=""):
+    h = hashlib.sha256(extra.encode())
+    for p in paths:
+        if p and os.path.exists(p):
+            h.update(p.encode())
+            with open(p, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def base_image(kdir, binary):
+    """The cached base initramfs: busybox, modules, binary, default board, /init."""
+    mk = _mkinitramfs()
+    sources = [os.path.join(INITRAMFS_DIR, f) for f in
+               ("mkinitramfs.py", "testbed-init.sh", "testbed-lib.sh", "crashkeep-hook.sh")]
+    key = _digest(sources + [binary, "/bin/busybox"], kdir + repr(MODULES))
+    out = os.path.join(WORK, "initramfs-%s.cpio.gz" % key)
+    with _Lock("initramfs"):
+        if not os.path.exists(out):
+            for old in os.listdir(WORK):
+                if old.startswith("initramfs-") and old.endswith(".cpio.gz"):
+                    os.unlink(os.path.join(WORK, old))
+            auto = mk.resolve_modules(kdir, AUTOLOAD)[1]
+            files = [(os.path.join(INITRAMFS_DIR, "testbed-lib.sh"), "testbed/lib.sh"),
+                     ("".join("%s %s\n" % m for m in auto).encode(), "testbed/autoload")]
+            hook = os.path.join(INITRAMFS_DIR, "crashkeep-hook.sh")
+            if os.path.exists(hook):
+                files.append((hook, "etc/crashkeep/crashkeep-hook.sh"))
+            mk.build(kdir, os.path.join(INITRAMFS_DIR, "testbed-init.sh"), out,
+                     modules=MODULES, binary=binary, files=files, level=1)
+    return out
+
+
+class Env:
+    """What every run needs: kernel, binary, base initramfs (built once per session)."""
+
+    def __init__(self, need_binary=True):
+        self.kdir = kernel_dir()
+        self.kernel = vmlinuz(self.kdir)
+        self.kernel_version = os.listdir(os.path.join(self.kdir, "lib", "modules"))[0]
+        self.binary = build_binary() if need_binary else None
+        self.base = base_image(self.kdir, self.binary)
+        self.modules = [n for n, _ in _mkinitramfs().resolve_modules(self.kdir, MODULES)[1]]
+        self._board_cache = {}
+
+    def board(self, path):
+        path = os.path.abspath(path)
+        if path not in self._board_cache:
+            self._board_cache[path] = (board_files(path), memmap_words(path))
+        return self._board_cache[path]
+
+
+# ---- disks -------------------------------------------------------------------
+
+def parse_size(s):
+    if isinstance(s, int):
+        return s
+    m = re.match(r"^(\d+)([KMG]?)$", s.strip().upper())
+    if not m:
+        raise ValueError("bad size %r" % s)
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2)]
+
+
+def make_disk(path, size="16M", fstype="ext4"):
+    with open(path, "wb") as f:
+        f.truncate(parse_size(size))
+    if fstype == "ext4":
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "crashkeep", path],
+                       check=True, capture_output=True)
+    elif fstype == "vfat":
+        subprocess.run(["mformat", "-i", path, "-v", "CRASHKEEP", "::"], check=True,
+                       capture_output=True)
+    elif fstype not in (None, "raw"):
+        raise ValueError("fstype must be ext4, vfat or raw")
+    return path
+
+
+def _fstype(img):
+    with open(img, "rb") as f:
+        head = f.read(2048)
+    if head[1080:1082] == b"\x53\xef":
+        return "ext4"
+    if head[510:512] == b"\x55\xaa":
+        return "vfat"
+    return "raw"
+
+
+class _DiskReader:
+    """Reads a disk image from the host without mounting it."""
+
+    def __init__(self, img, tmp):
+        self.img = img
+        self.tmp = tmp
+        self.kind = _fstype(img)
+        self._replayed = None
+        self._stamp = None
+
+    def _ext4(self):
+        st = os.stat(self.img)
+        stamp = (st.st_mtime_ns, st.st_size)
+        if self._replayed is None or self._stamp != stamp:
+            cp = os.path.join(self.tmp, "replayed-" + os.path.basename(self.img))
+            shutil.copyfile(self.img, cp)
+            # Replay the journal the way the next mount would (a panic may
+            # leave committed metadata only in the journal).
+            subprocess.run(["e2fsck", "-E", "journal_only", "-y", cp], capture_output=True)
+            self._replayed, self._stamp = cp, stamp
+        return self._replayed
+
+    def _debugfs(self, req):
+        r = subprocess.run(["debugfs", "-R", req, self._ext4()], capture_output=True)
+        return r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+    def read(self, path):
+        if self.kind == "ext4":
+            out = os.path.join(self.tmp, "debugfs-dump.tmp")
+            if os.path.exists(out):
+                os.unlink(out)
+            _, err = self._debugfs("dump -p %s %s" % (_q(path), out))
+            if not os.path.exists(out) or "not found" in err.lower():
+                raise FileNotFoundError("%s: %s in %s" % (err.strip(), path, self.img))
+            with open(out, "rb") as f:
+                data = f.read()
+            os.unlink(out)
+            return data
+        if self.kind == "vfat":
+            r = subprocess.run(["mtype", "-i", self.img, "::" + path], capture_output=True)
+            if r.returncode != 0:
+                raise FileNotFoundError("%s in %s: %s" % (path, self.img, r.stderr.decode()))
+            return r.stdout
+        raise TestbedError("%s holds no file system" % self.img)
+
+    def entries(self, d):
+        """[(name, mode, size)] of a directory."""
+        if self.kind == "ext4":
+            out, err = self._debugfs("ls -p %s" % _q(d))
+            ents = []
+            for line in out.splitlines():
+                # /inode/mode/uid/gid/name/size/
+                parts = line.strip().split("/")
+                if len(parts) < 7 or parts[5] in (".", ".."):
+                    continue
+                name = "/".join(parts[5:-2])
+                size = int(parts[-2]) if parts[-2].isdigit() else 0
+                ents.append((name, int(parts[2], 8), size))
+            if not ents and "not found" in err.lower():
+                raise FileNotFoundError("%s in %s" % (d, self.img))
+            return sorted(ents)
+        if self.kind == "vfat":
+            r = subprocess.run(["mdir", "-b", "-i", self.img, "::" + d], capture_output=True,
+                               text=True)
+            if r.returncode != 0:
+                raise FileNotFoundError("%s in %s" % (d, self.img))
+            ents = []
+            for line in r.stdout.splitlines():
+                name = line.rstrip("/").split("/")[-1]
+                if name not in (".", ".."):
+                    ents.append((name, 0, 0))
+            return sorted(ents)
+        raise TestbedError("%s holds no file system" % self.img)
+
+    def fsck(self):
+        r = subprocess.run(["e2fsck", "-fn", self._ext4()], capture_output=True, text=True)
+        return r.returncode, r.stdout + r.stderr
+
+
+def _q(path):
+    # debugfs takes one request string: quote paths with spaces.
+    return '"%s"' % path if " " in path else path
+
+
+# ---- a run -------------------------------------------------------------------
+
+class Run:
+    def __init__(self, console, data, nboots, disks, ram_file, killed, returncode, tmp):
+        self.console = console
+        self.nboots = nboots
+        self.disks = disks
+        self.ram_file = ram_file
+        self.killed = killed
+        self.returncode = returncode
+        self._tmp = tmp
+        self._readers = {}
+        self.boot_logs = [""] * nboots
+        self.rcs = [None] * nboots
+        marks = [(m.start(), int(m.group(1))) for m in
+                 re.finditer(r"^@@CKBOOT (\d+) START$", console, re.M)]
+        self.started = len(marks)
+        for k, (pos, n) in enumerate(marks):
+            end = marks[k + 1][0] if k + 1 < len(marks) else len(console)
+            if 1 <= n <= nboots:
+                self.boot_logs[n - 1] = console[pos:end]
+        for m in re.finditer(r"^@@CKBOOT (\d+) END rc=(\d+)$", console, re.M):
+            n = int(m.group(1))
+            if 1 <= n <= nboots:
+                self.rcs[n - 1] = int(m.group(2))
+        self.emits = _parse_emits(data)
+        self.files = {}
+        for _, name, blob in self.emits:
+            self.files[name] = blob
+
+    def _reader(self, disk):
+        if disk is None:
+            if not self.disks:
+                raise TestbedError("this run had no disk")
+            disk = self.disks[0]
+        if disk not in self._readers:
+            self._readers[disk] = _DiskReader(disk, self._tmp)
+        return self._readers[disk]
+
+    def read_disk_file(self, path, disk=None):
+        return self._reader(disk).read(path)
+
+    def list_disk(self, d="/", disk=None):
+        return [e[0] for e in self._reader(disk).entries(d)]
+
+    def stat_disk(self, path, disk=None):
+        d, name = os.path.split(path.rstrip("/"))
+        try:
+            for n, mode, size in self._reader(disk).entries(d or "/"):
+                if n == name:
+                    return {"size": size, "mode": mode}
+        except FileNotFoundError:
+            pass
+        return None
+
+    def fsck(self, disk=None):
+        return self._reader(disk).fsck()
+
+    def __repr__(self):
+        return "<Run boots=%d started=%d rcs=%r killed=%s>" % (
+            self.nboots, self.started, self.rcs, self.killed)
+
+
+def _parse_emits(data):
+    import base64
+    out = []
+    cur = None
+    for line in data.replace(b"\r", b"").split(b"\n"):
+        if line.startswith(b"@@EMIT-BEGIN "):
+            _, boot, name = line.decode().split(" ", 2)
+            cur = (int(boot), name, [])
+        elif line.startswith(b"@@EMIT-END ") and cur is not None:
+            out.append((cur[0], cur[1], base64.b64decode(b"".join(cur[2]))))
+            cur = None
+        elif cur is not None:
+            cur[2].append(line.strip())
+    return out
+
+
+class Testbed:
+    def __init__(self, env, tmp):
+        self.env = env
+        self.tmp = str(tmp)
+        os.makedirs(self.tmp, exist_ok=True)
+        self.board = BOARD
+        self.binary = env.binary
+        self.kernel_version = env.kernel_version
+        self.modules = env.modules
+        self._n = 0
+
+    def make_disk(self, size="16M", fstype="ext4", name=None):
+        self._n += 1
+        path = os.path.join(self.tmp, name or "disk%d.img" % self._n)
+        return make_disk(path, size, fstype)
+
+    @staticmethod
+    def read_ram(ram_file, addr, size):
+        with open(ram_file, "rb") as f:
+            f.seek(addr)
+            return f.read(size)
+
+    @staticmethod
+    def poke_ram(ram_file, addr, data):
+        with open(ram_file, "r+b") as f:
+            f.seek(addr)
+            f.write(data)
+
+    def run(self, boots, disk=None, ram_file=None, kill_on=None, timeout=None, append="",
+            board=None, files=None, no_reboot=False):
+        if isinstance(boots, str):
+            boots = [boots]
+        nboots = len(boots)
+        self._n += 1
+        rdir = os.path.join(self.tmp, "run%d" % self._n)
+        os.makedirs(rdir)
+        bfiles, memmap = self.env.board(board or self.board)
+        over = dict(bfiles)
+        over["testbed/nboots"] = b"%d\n" % nboots
+        for i, sh in enumerate(boots):
+            over["testbed/boot%d.sh" % (i + 1)] = sh.encode() + b"\n"
+        for k, v in (files or {}).items():
+            over[k.lstrip("/")] = v if isinstance(v, bytes) else v.encode()
+        initrd = os.path.join(rdir, "initrd.cpio.gz")
+        with open(self.env.base, "rb") as src, open(initrd, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+            dst.write(_mkinitramfs().overlay(over))
+        ctr = os.path.join(rdir, "counter.img")
+        with open(ctr, "wb") as f:
+            f.truncate(1 << 20)   # sparse; big enough that partition probes stay quiet
+        disks = [] if disk is None else ([disk] if isinstance(disk, str) else list(disk))
+        data_log = os.path.join(rdir, "data.log")
+        cmdline = " ".join(["console=ttyS0", "quiet", "panic=1"] + memmap + [append]).strip()
+        argv = [QEMU, "-accel", "tcg", "-m", RAM, "-smp", "1", "-nodefaults",
+                "-no-user-config", "-display", "none", "-monitor", "none",
+                "-kernel", self.env.kernel, "-initrd", initrd, "-append", cmdline,
+                "-serial", "stdio", "-serial", "file:" + data_log]
+        for i, d in enumerate(disks):
+            argv += ["-drive", "if=none,id=d%d,file=%s,format=raw,cache=unsafe" % (i, d),
+                     "-device", "virtio-blk-pci,drive=d%d,addr=0x%x" % (i, 4 + i)]
+        argv += ["-drive", "if=none,id=ctr,file=%s,format=raw,cache=unsafe" % ctr,
+                 "-device", "virtio-blk-pci,drive=ctr,serial=%s,addr=0x1f" % COUNTER_SERIAL]
+        if ram_file:
+            argv += ["-object", "memory-backend-file,id=ram0,size=%s,mem-path=%s,share=on"
+                     % (RAM, ram_file), "-machine", "pc,memory-backend=ram0"]
+        if no_reboot:
+            argv += ["-no-reboot"]
+        if timeout is None:
+            timeout = 60 + 45 * nboots
+        console, killed, rc, timed_out = _run_qemu(argv, kill_on, nboots, timeout)
+        with open(os.path.join(rdir, "console.log"), "w") as f:
+            f.write(console)
+        with open(data_log, "rb") as f:
+            data = f.read()
+        if timed_out:
+            raise TestbedTimeout("QEMU run did not finish in %ss; console tail:\n%s"
+                                 % (timeout, console[-4000:]))
+        return Run(console, data, nboots, disks, ram_file, killed, rc, rdir)
+
+
+def _run_qemu(argv, kill_on, nboots, timeout):
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    buf = bytearray()
+    state = {"killed": False}
+    last_start = ("@@CKBOOT %d START" % nboots).encode()
+    kill_b = kill_on.encode() if kill_on else None
+
+    def reader():
+        while True:
+            chunk = p.stdout.read1(65536)
+            if not chunk:
+                return
+            tail_from = max(0, len(buf) - 256)
+            buf.extend(chunk)
+            if kill_b and not state["killed"] and kill_b in buf[tail_from:]:
+                state["killed"] = True
+                p.kill()
+                return
+            # A panic in the last boot ends the run: no need to boot again.
+            i = buf.find(last_start)
+            if i >= 0 and buf.find(b"---[ end Kernel panic", i) >= 0 and p.poll() is None:
+                p.kill()
+                return
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    timed_out = False
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        p.kill()
+        p.wait()
+    t.join(5)
+    console = bytes(buf).decode("utf-8", errors="replace").replace("\r", "")
+    return console, state["killed"], p.returncode, timed_out
