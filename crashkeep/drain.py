@@ -1,0 +1,19 @@
+"""Consume bytes of a stream fast: the bulk of a core pipe that no backtrace needs.
+
+Accelerated unit: _drain_c (Cython, read(2) straight into one buffer) or
+_drain_py (readinto loop), same names; pure on MicroPython or CRASHKEEP_PUREPYTHON=1.
+"""
+import os
+
+from crashkeep._compat import MICROPYTHON
+
+if MICROPYTHON or os.getenv("CRASHKEEP_PUREPYTHON") == "1":
+    from crashkeep import _drain_py as _impl
+else:
+    try:
+        from crashkeep import _drain_c as _impl
+    except ImportError:
+        from crashkeep import _drain_py as _impl
+
+IMPL = _impl.IMPL
+drain = _impl.drain
