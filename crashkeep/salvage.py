@@ -38,7 +38,8 @@ LEDGER = ".ledger"
 STAGING = ".new-"
 META = "meta.json"
 LEDGER_MAX = 1024            # ledger lines kept (oldest dropped; their bundles are long gone)
-BUNDLES_SCAN_MAX = 10000     # directory entries looked at in the flash directory
+BUNDLES_SCAN_MAX = 10000
+META_MAX = 1 << 20           # a meta.json we wrote is far smaller     # directory entries looked at in the flash directory
 DEFAULT_TIMEOUT = 8.0
 PHRAM_DIR = "phram"
 
@@ -95,10 +96,18 @@ def list_bundles(path):
     return out
 
 
+def read_small(path, limit):
+    """Text of a file we wrote, sized by stat: MicroPython allocates read(n) up front."""
+    size = os.stat(path)[6]
+    if size > limit:
+        raise ValueError("'%s' is larger than %d bytes" % (path, limit))
+    return read_text(path, size + 1)
+
+
 def read_meta(bundle_dir):
     import json
     try:
-        return json.loads(read_text(bundle_dir + "/" + META, 1 << 20))
+        return json.loads(read_small(bundle_dir + "/" + META, META_MAX))
     except (OSError, ValueError):
         return None
 
@@ -118,8 +127,8 @@ class Ledger:
         self.path = path
         self.lines = []       # (digest, seq)
         try:
-            text = read_text(path + "/" + LEDGER, 1 << 22)
-        except OSError:
+            text = read_small(path + "/" + LEDGER, LEDGER_MAX * 200)
+        except (OSError, ValueError):
             text = ""
         for line in text.split("\n"):
             f = line.split()
