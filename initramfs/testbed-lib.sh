@@ -3,8 +3,10 @@
 
 # Load reed_solomon/ramoops/mtd/phram with the board's parameters (the lines
 # `crashkeep board modules` printed on the host when the image was built).
+# Arguments are added to ramoops's insmod line (e.g. dyndbg=+p).
 load_modules() {
-    . /etc/crashkeep/insmod.sh
+    sed "s|/ramoops.ko|/ramoops.ko $*|" /etc/crashkeep/insmod.sh > /tmp/.insmod.sh
+    . /tmp/.insmod.sh
 }
 
 # Load one bundled module by name (e.g. mtdblock, block2mtd) with parameters.

@@ -74,8 +74,9 @@ Inside the guest (every snippet)
   ext4, crc32c) is loaded; $BOOT (1-based) and $NBOOTS are set;
   /bin/crashkeep is the static binary (when built), /etc/crashkeep/board.conf
   the board config, /etc/crashkeep/crashkeep-hook.sh the init hook.
-  load_modules        insmod reed_solomon, ramoops, mtd, phram with the board's
-                      parameters (from `crashkeep board modules`)
+  load_modules [ARGS] insmod reed_solomon, ramoops, mtd, phram with the board's
+                      parameters (from `crashkeep board modules`); ARGS are added
+                      to ramoops's line (e.g. dyndbg=+p)
   load_module NAME [ARGS]  insmod any bundled module (mtdblock, block2mtd, ...)
   emit NAME FILE|-    send a file (or stdin) to the host: run.files[NAME]
   panic_now           sync, then echo c > /proc/sysrq-trigger
