@@ -1,0 +1,234 @@
+"""Module loading on a fake /sys + module tree, against both syscall twins."""
+import errno
+import os
+
+import pytest
+
+from crashkeep import boardconf, kmod, _kmod_py
+from crashkeep.errors import DeviceError
+
+BOARD = os.path.join(os.path.dirname(__file__), "..", "board-configs", "qemu-x86_64.conf")
+TWINS = [_kmod_py]
+try:
+    from crashkeep import _kmod_c
+    TWINS.append(_kmod_c)
+except ImportError:   # pure run (CRASHKEEP_PUREPYTHON=1 CI leg has no .so)
+    pass
+
+
+class FakeImpl:
+    """Records calls; fails finit_module with `finit_errno` when set."""
+
+    def __init__(self, finit_errno=None, init_errno=None):
+        self.calls = []
+        self.finit_errno = finit_errno
+        self.init_errno = init_errno
+
+    def finit_module(self, path, params):
+        self.calls.append(("finit", os.path.basename(path), params))
+        if self.finit_errno:
+            raise OSError(self.finit_errno, os.strerror(self.finit_errno), path)
+
+    def init_module(self, image, params, path=""):
+        self.calls.append(("init", image, params))
+        if self.init_errno:
+            raise OSError(self.init_errno, os.strerror(self.init_errno), path)
+
+
+def tree(tmp_path, release="6.1.0-test", modules=("reed_solomon", "ramoops", "mtd", "phram")):
+    root = tmp_path
+    (root / "proc/sys/kernel").mkdir(parents=True)
+    (root / "proc/sys/kernel/osrelease").write_text(release + "\n")
+    (root / "sys/module").mkdir(parents=True)
+    from crashkeep.board import KERNEL_MODULES
+    base = root / "lib/modules" / release / "kernel"
+    for name, rel in KERNEL_MODULES:
+        if name in modules:
+            (base / rel).parent.mkdir(parents=True, exist_ok=True)
+            (base / rel).write_bytes(b"\x7fELF" + name.encode())
+    return str(root)
+
+
+@pytest.fixture
+def board():
+    return boardconf.load(BOARD)
+
+
+def test_module_dir_expands_uname(tmp_path, board):
+    root = tree(tmp_path)
+    assert kmod.module_dir(board, root) == root + "/lib/modules/6.1.0-test/kernel"
+    b2 = boardconf.parse(open(BOARD).read() + "\nboard.modules = /opt/mods/$(uname -r)\n")
+    assert kmod.module_dir(b2, root) == root + "/opt/mods/6.1.0-test"
+
+
+def test_find_standard_place_then_search(tmp_path):
+    root = tree(tmp_path)
+    mdir = root + "/lib/modules/6.1.0-test/kernel"
+    assert kmod.find(mdir, "ramoops", "fs/pstore/ramoops.ko").endswith("fs/pstore/ramoops.ko")
+    # moved (another distro's layout): found by searching the tree
+    os.makedirs(mdir + "/extra")
+    os.rename(mdir + "/fs/pstore/ramoops.ko", mdir + "/extra/ramoops.ko")
+    assert kmod.find(mdir, "ramoops", "fs/pstore/ramoops.ko") == mdir + "/extra/ramoops.ko"
+    assert kmod.find(mdir, "nosuch", None) is None
+
+
+def test_missing_module_is_one_line_error(tmp_path, monkeypatch):
+    root = tree(tmp_path, modules=("reed_solomon",))
+    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    e = pytest.raises(DeviceError, kmod.load, "ramoops", "", root + "/lib/modules/6.1.0-test/kernel",
+                      "fs/pstore/ramoops.ko", root)
+    assert str(e.value) == ("Failed to find module 'ramoops.ko' under '%s/lib/modules/6.1.0-test/kernel'"
+                            % root)
+
+
+def test_state_loaded_builtin_absent(tmp_path):
+    root = tree(tmp_path)
+    assert kmod.state("ramoops", root) is None
+    os.makedirs(root + "/sys/module/ramoops/parameters")
+    assert kmod.state("ramoops", root) == kmod.BUILTIN
+    open(root + "/sys/module/ramoops/initstate", "w").write("live\n")
+    assert kmod.state("ramoops", root) == kmod.ALREADY
+
+
+def test_builtin_from_modules_builtin(tmp_path, monkeypatch):
+    root = tree(tmp_path, modules=())
+    os.makedirs(root + "/lib/modules/6.1.0-test/kernel")
+    open(root + "/lib/modules/6.1.0-test/modules.builtin", "w").write(
+        "kernel/lib/reed_solomon/reed_solomon.ko\nkernel/fs/pstore/ramoops.ko\n")
+    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    mdir = root + "/lib/modules/6.1.0-test/kernel"
+    assert kmod.load("ramoops", "", mdir, "fs/pstore/ramoops.ko", root) == kmod.BUILTIN
+
+
+def test_eexist_is_success(tmp_path, monkeypatch):
+    root = tree(tmp_path)
+    monkeypatch.setattr(kmod, "_impl", FakeImpl(finit_errno=errno.EEXIST))
+    mdir = root + "/lib/modules/6.1.0-test/kernel"
+    assert kmod.load("mtd", "", mdir, "drivers/mtd/mtd.ko", root) == kmod.ALREADY
+
+
+def test_enosys_falls_back_to_init_module(tmp_path, monkeypatch):
+    root = tree(tmp_path)
+    fake = FakeImpl(finit_errno=errno.ENOSYS)
+    monkeypatch.setattr(kmod, "_impl", fake)
+    mdir = root + "/lib/modules/6.1.0-test/kernel"
+    assert kmod.load("phram", "phram=x,0x1000,0x1000", mdir, "drivers/mtd/devices/phram.ko",
+                     root) == kmod.LOADED
+    assert fake.calls[1] == ("init", b"\x7fELFphram", "phram=x,0x1000,0x1000")
+
+
+def test_kernel_refusal_names_the_file(tmp_path, monkeypatch):
+    root = tree(tmp_path)
+    monkeypatch.setattr(kmod, "_impl", FakeImpl(finit_errno=errno.ENOEXEC))
+    mdir = root + "/lib/modules/6.1.0-test/kernel"
+    e = pytest.raises(DeviceError, kmod.load, "mtd", "", mdir, "drivers/mtd/mtd.ko", root)
+    assert "Failed to load module '%s/drivers/mtd/mtd.ko'" % mdir in str(e.value)
+    assert "another kernel" in str(e.value)
+
+
+def test_load_for_board_order_and_parameters(tmp_path, monkeypatch, board):
+    root = tree(tmp_path)
+    fake = FakeImpl()
+    monkeypatch.setattr(kmod, "_impl", fake)
+    res = kmod.load_for_board(board, root)
+    assert [c[1] for c in fake.calls] == ["reed_solomon.ko", "ramoops.ko", "mtd.ko", "phram.ko"]
+    assert fake.calls[1][2] == ("mem_address=0x1f000000 mem_size=0x80000 record_size=0x10000 "
+                                "console_size=0x10000 ftrace_size=0 pmsg_size=0x10000 ecc=0 "
+                                "mem_type=0 max_reason=2")
+    assert fake.calls[3][2] == "phram=crashkeep,0x1f080000,0x80000"
+    assert res.status == {"reed_solomon": "loaded", "ramoops": "loaded", "mtd": "loaded",
+                          "phram": "loaded"}
+    assert not res.errors
+
+
+def test_load_for_board_missing_ramoops_still_loads_phram(tmp_path, monkeypatch, board):
+    root = tree(tmp_path, modules=("reed_solomon", "mtd", "phram"))
+    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    res = kmod.load_for_board(board, root)
+    assert "ramoops.ko" in res.errors["ramoops"]
+    assert res.ok("phram") and not res.ok("ramoops")
+
+
+def test_failed_dependency_fails_its_user(tmp_path, monkeypatch, board):
+    root = tree(tmp_path, modules=("ramoops", "mtd", "phram"))
+    fake = FakeImpl()
+    monkeypatch.setattr(kmod, "_impl", fake)
+    res = kmod.load_for_board(board, root)
+    assert "reed_solomon.ko" in res.errors["ramoops"]
+    assert "ramoops.ko" not in [c[1] for c in fake.calls]
+
+
+def test_loaded_with_other_parameters_is_a_warning(tmp_path, monkeypatch, board):
+    root = tree(tmp_path)
+    p = tmp_path / "sys/module/ramoops/parameters"
+    p.mkdir(parents=True)
+    (tmp_path / "sys/module/ramoops/initstate").write_text("live\n")
+    (p / "mem_address").write_text("520093696\n")    # 0x1f000000: same
+    (p / "record_size").write_text("4096\n")         # differs
+    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    res = kmod.load_for_board(board, root)
+    assert res.status["ramoops"] == kmod.ALREADY
+    assert res.warnings == ["ramoops is loaded with record_size=4096, the board says 0x10000"]
+
+
+def test_phram_loaded_without_our_device_gets_it_through_sysfs(tmp_path, monkeypatch, board):
+    root = tree(tmp_path)
+    (tmp_path / "sys/module/phram/parameters").mkdir(parents=True)
+    (tmp_path / "sys/module/phram/initstate").write_text("live\n")
+    (tmp_path / "sys/module/phram/parameters/phram").write_text("")
+    (tmp_path / "proc/mtd").write_text("dev:    size   erasesize  name\n")
+    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    res = kmod.load_for_board(board, root, want=("phram",))
+    assert (tmp_path / "sys/module/phram/parameters/phram").read_text() == "crashkeep,0x1f080000,0x80000"
+    assert not res.warnings
+
+
+def test_mtd_by_name(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/mtd").write_text('dev:    size   erasesize  name\nmtd0: 00100000 00001000 "other"\n'
+                                       'mtd1: 00080000 00001000 "crashkeep"\n')
+    assert kmod.mtd_by_name("crashkeep", str(tmp_path)) == (1, 0x80000)
+    assert kmod.mtd_by_name("nope", str(tmp_path)) is None
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=lambda m: m.IMPL)
+def test_real_syscall_refuses_garbage(tmp_path, monkeypatch, twin):
+    """Both twins really call finit_module (then init_module): the kernel refuses a
+    non-module (EINVAL/ENOEXEC as root, EPERM otherwise, ENOSYS without modules)."""
+    bad = tmp_path / "bad.ko"
+    bad.write_bytes(b"not a module")
+    monkeypatch.setattr(kmod, "_impl", twin)
+    e = pytest.raises(DeviceError, kmod.insert, str(bad), "")
+    assert str(e.value).startswith("Failed to load module '%s': " % bad)
+    with pytest.raises(OSError) as oe:
+        twin.finit_module(str(bad), "")
+    assert oe.value.errno in (errno.EINVAL, errno.ENOEXEC, errno.EPERM, errno.ENOSYS,
+                              errno.EFAULT)
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=lambda m: m.IMPL)
+def test_mount_errors_are_oserrors(tmp_path, twin):
+    with pytest.raises(OSError) as e:
+        twin.mount(str(tmp_path / "no-such-dev"), str(tmp_path / "no-such-dir"), "ext4", 0, "")
+    assert e.value.errno in (errno.ENOENT, errno.EPERM, errno.ENODEV, errno.ENOTDIR)
+    with pytest.raises(OSError):
+        twin.umount(str(tmp_path / "not-mounted"))
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=lambda m: m.IMPL)
+def test_mount_tmpfs_round_trip(tmp_path, twin):
+    """Mount and unmount for real where this process may (root in a VM)."""
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    try:
+        twin.mount("none", str(mp), "tmpfs", 0, "size=64k")
+    except OSError as e:
+        if e.errno == errno.EPERM:
+            pytest.skip("not allowed to mount here")
+        raise
+    try:
+        assert any(line.split()[1] == str(mp) for line in open("/proc/mounts"))
+        (mp / "x").write_bytes(b"1")
+    finally:
+        twin.umount(str(mp))
+    assert not (mp / "x").exists()
