@@ -41,6 +41,7 @@ class Frame:
     def as_dict(self):
         return {"pc": "0x%x" % self.pc, "function": self.function, "module": self.module,
                 "offset": None if self.offset is None else "0x%x" % self.offset,
+                "function_offset": None if self.sym_offset is None else "0x%x" % self.sym_offset,
                 "how": self.how}
 
 
@@ -822,7 +823,8 @@ def symbolize(frames_lists, modules):
         for f, q in zip(fl, addrs):
             s = found.get(q)
             if s is not None:
-                f.function = s.name
+                # "memcpy@@GLIBC_2.14": the version suffix is not part of the name (gdb drops it)
+                f.function = s.name.split("@", 1)[0] or s.name
                 f.sym_offset = (f.pc - m.bias) - s.value
 
 
