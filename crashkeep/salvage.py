@@ -256,9 +256,9 @@ class Run:
 
     # -- 2. records
     def read_pstore(self):
-        from crashkeep import pstore
         if not self.board.has_ramoops:
             return
+        from crashkeep import pstore
         if self.modules.ok("ramoops"):
             if self.root in ("", "/"):
                 try:
@@ -346,7 +346,9 @@ class Run:
 
     # -- 4..6 salvage
     def salvage(self):
-        need_flash = bool(self.items) or (not self.warm and self.board_has_flash())
+        # a cold boot, or a selftest canary, may have a note on flash to settle
+        settle = not self.warm or bool((self.prev or {}).get("canary"))
+        need_flash = bool(self.items) or (settle and self.board_has_flash())
         if not need_flash:
             return
         try:
@@ -485,11 +487,11 @@ class Run:
                 "salvaged_at": int(self.now), "files": files}
 
     def clear_sources(self):
-        from crashkeep import pstore
         n = 0
         for it in self.items:
             try:
                 if it.source == "pstore":
+                    from crashkeep import pstore
                     pstore.unlink(it.handle)
                 elif it.source == "phram":
                     self.area.remove(it.handle)
