@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="qemu-system-x86 busybox-static cpio e2fsprogs mtools gdb hyperfine
-  python3.11-dev zlib1g-dev libexpat1-dev gcc make file"
+  python3.11-dev zlib1g-dev libexpat1-dev gcc make file libc6-dbg"
 
 missing=""
 for p in $APT_PACKAGES; do
