@@ -101,18 +101,19 @@ def read_text(path, limit=65536):
         return f.read(limit).decode("utf-8", "replace")
 
 
-def raw_inflate(data, limit):
+def raw_inflate(data, limit, wbits=15):
     """Inflate a raw DEFLATE stream (no zlib header), at most `limit` bytes out.
 
     Raises ValueError on a broken stream. pstore's deflate records are raw
-    (window 11 on 6.1, 15 on 6.6+); a 15-bit window reads both.
+    (window 11 on 6.1, 15 on 6.6+); a 15-bit window reads both, `wbits=11`
+    refuses what a 6.1 kernel refuses (distances beyond 2 KiB).
     """
     try:
         import zlib
     except ImportError:
         zlib = None
     if zlib is not None and hasattr(zlib, "decompressobj"):
-        d = zlib.decompressobj(-15)
+        d = zlib.decompressobj(-wbits)
         try:
             out = d.decompress(data, limit)
         except zlib.error as e:
@@ -123,7 +124,7 @@ def raw_inflate(data, limit):
     import io
     import deflate
     try:
-        with deflate.DeflateIO(io.BytesIO(data), deflate.RAW, 15) as f:
+        with deflate.DeflateIO(io.BytesIO(data), deflate.RAW, wbits) as f:
             out = f.read(limit)
     except OSError as e:
         raise ValueError("bad deflate stream: %s" % (e,))
