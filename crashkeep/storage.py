@@ -18,6 +18,7 @@ from crashkeep.errors import DeviceError, NoSpaceError
 
 ENOSPC = 28
 EROFS = 30
+EACCES = 13
 EDQUOT = 122
 MS_RDONLY = 1
 MS_NOATIME = 1024
@@ -217,7 +218,8 @@ def open_target(board, root="/", create=True):
             try:
                 kmod.mount(devp, mp, board.get("flash.fstype"), flags, data)
             except OSError as e:
-                if errno_of(e) == EROFS and not flags & MS_RDONLY:
+                # a write-protected block device: EROFS, or EACCES from the block layer
+                if errno_of(e) in (EROFS, EACCES) and not flags & MS_RDONLY:
                     raise DeviceError("Failed to mount '%s' on '%s': read-only device" % (devp, mp))
                 raise _fail("mount '%s' on" % devp, mp, e)
             mounted = True
