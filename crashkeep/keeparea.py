@@ -16,6 +16,7 @@ from crashkeep._compat import read_text
 from crashkeep.errors import DeviceError, NoSpaceError, FormatError, ConfigError
 from crashkeep.limits import KEEP_AREA_MAX
 
+DEFAULT_BOARD = "/etc/crashkeep/board.conf"
 MIN_RECORDS = 2     # an area must hold at least this many minimal records besides boot state
 ZERO_CHUNK = 65536
 
@@ -63,17 +64,23 @@ class FileDevice:
         from crashkeep import mtd
         mtd.erase(self.f, self.path, off, n)
 
+    def lock(self):
+        _flock(self.f, "LOCK_EX")
+
+    def unlock(self):
+        _flock(self.f, "LOCK_UN")
+
     def close(self):
         if self.f is not None:
             self.f.close()
             self.f = None
 
 
-def _lock(f):
+def _flock(f, op):
     """Serialise writers (save --follow and the core handler may run at once)."""
     try:
         import fcntl
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        fcntl.flock(f.fileno(), getattr(fcntl, op))
     except (ImportError, AttributeError, OSError):
         pass   # MicroPython / no flock on this device: single-writer assumption
 
@@ -202,6 +209,16 @@ class KeepArea:
         # Zeroing magic and hdr_crc invalidates the header (8 bytes: one aligned word).
         self.dev.write(r.offset, bytes(8))
 
+    def _locked(self, fn, *args, **kw):
+        lock = getattr(self.dev, "lock", None)
+        if lock is not None:
+            lock()
+        try:
+            return fn(*args, **kw)
+        finally:
+            if lock is not None:
+                self.dev.unlock()
+
     def put(self, name, payload, source="", orig_size=None, flags=0, evict=False,
             wall_time=None, uptime_ms=None, boot_id=None):
         """Store payload as the newest version of `name`; returns its seq.
@@ -210,6 +227,11 @@ class KeepArea:
         evict=True, which drops the oldest other records (and, last, the old
         version of this name) until it fits.
         """
+        return self._locked(self._put, name, payload, source, orig_size, flags, evict,
+                            wall_time, uptime_ms, boot_id)
+
+    def _put(self, name, payload, source, orig_size, flags, evict, wall_time, uptime_ms,
+             boot_id):
         pr.check_name(name)
         buf = self._image()
         records = self._records(buf)
@@ -274,6 +296,9 @@ class KeepArea:
 
     def remove(self, name):
         """Zap every version of `name`; True if there was one."""
+        return self._locked(self._remove, name)
+
+    def _remove(self, name):
         found = False
         for r in self._records(self._image()):
             if r.name == name:
@@ -283,6 +308,9 @@ class KeepArea:
 
     def clear_all(self, boot_state=False):
         """Zero the record heap (like dd from /dev/zero); boot state stays unless asked."""
+        return self._locked(self._clear_all, boot_state)
+
+    def _clear_all(self, boot_state):
         start = 0 if boot_state else self.heap_start
         if self.needs_erase:
             es = self.unit
@@ -302,6 +330,9 @@ class KeepArea:
 
     def set_boot_state(self, state):
         """Write `state` (dict of phramrec.BOOT_KEYS) into the older slot."""
+        return self._locked(self._set_boot_state, state)
+
+    def _set_boot_state(self, state):
         buf = self.dev.read(0, self.heap_start)
         slot, gen, _st = pr.newest_boot_state(buf, self.unit)
         target = 0 if slot is None else 1 - slot
@@ -331,8 +362,6 @@ def open_area(path, write=True, firmware=None, board=None, root=""):
         unit = pr.UNIT
         if info.needs_erase:
             unit = max(pr.UNIT, info.erasesize)
-        if write:
-            _lock(f)
         if firmware is None:
             firmware = firmware_version(board, root)
         return KeepArea(FileDevice(f, info), info.size, unit, info.needs_erase, firmware, root)
@@ -341,12 +370,29 @@ def open_area(path, write=True, firmware=None, board=None, root=""):
         raise
 
 
+def open_configured(board_path=None, device=None, write=True):
+    """(area, board) from --board/--device as the CLI gives them.
+
+    The board config is read when it names the device (no --device) or when
+    --board is given explicitly (its board.firmware then goes into records).
+    """
+    board = None
+    if board_path or not (device or _env_device()):
+        from crashkeep import boardconf
+        board = boardconf.load(board_path or DEFAULT_BOARD)
+    return open_area(device_for(board, device), write=write, board=board), board
+
+
+def _env_device():
+    import os
+    return os.getenv("CRASHKEEP_DEVICE")
+
+
 def device_for(board, override=None):
     """The keep-area device: --device, else $CRASHKEEP_DEVICE, else mtd:<phram.name>."""
     if override:
         return override
-    import os
-    env = os.getenv("CRASHKEEP_DEVICE")
+    env = _env_device()
     if env:
         return env
     if board is not None and board.get("phram.name"):

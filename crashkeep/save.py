@@ -1,12 +1,125 @@
-"""`crashkeep save`: keep a file's tail in the phram keep area."""
+"""`crashkeep save`: keep a file's tail in the phram keep area.
+
+The save path is what an init script or a log hook runs, so it imports only
+the keep area (no block copier, no typer): one read of the tail, one scan of
+the area, two writes.
+"""
+import os
+
 from crashkeep.cmdspec import Command, Param
-from crashkeep.errors import CrashkeepError
+from crashkeep.errors import ConfigError, DeviceError
+
+BOARD_PARAMS = [
+    Param("board", help="board config [default: /etc/crashkeep/board.conf]",
+          envvar="CRASHKEEP_BOARD", metavar="CONFIG"),
+    Param("device", help="keep-area device (/dev/mtdN, mtd:NAME, file); overrides the board",
+          envvar="CRASHKEEP_DEVICE", metavar="DEV"),
+]
 
 
-def not_yet(opts):
-    raise CrashkeepError("this command is not built yet (see the open issue)")
+def _abspath(path):
+    if path.startswith("/") or path == "-":
+        return path
+    return os.getcwd().rstrip("/") + "/" + path
+
+
+def read_tail(path, limit):
+    """(last `limit` bytes of path or stdin '-', size of the whole source)."""
+    from crashkeep._compat import strerror
+    if path == "-":
+        import sys
+        from crashkeep.blockcopy import tail_stream
+        return tail_stream(getattr(sys.stdin, "buffer", sys.stdin), limit)
+    try:
+        with open(path, "rb", buffering=0) as f:
+            size = f.seek(0, 2)
+            start = size - limit if size > limit else 0
+            f.seek(start)
+            buf = bytearray(size - start)
+            mv = memoryview(buf)
+            got = 0
+            while got < len(buf):
+                k = f.readinto(mv[got:])
+                if not k:
+                    break     # the file shrank under us (rotation): keep what we got
+                got += k
+    except OSError as e:
+        raise DeviceError("Failed to read '%s': %s" % (path, strerror(e)))
+    return (buf if got == len(buf) else buf[:got]), size
+
+
+def save_once(area, opts, flags=0):
+    source = _abspath(opts.file)
+    limit = opts.max_bytes
+    if limit is None:
+        limit = area.max_payload(opts.name, source)
+    payload, size = read_tail(opts.file, limit)
+    return area.put(opts.name, payload, source=source, orig_size=size, flags=flags,
+                    evict=opts.evict)
+
+
+def _stamp(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st[1], st[6], st[8])        # inode, size, mtime
+
+
+def follow(area, opts):
+    """Save again whenever the file changes; each save is torn-write safe."""
+    import time
+    from crashkeep import phramrec
+    try:
+        import signal
+
+        def _stop(signum, frame):
+            raise KeyboardInterrupt()
+        signal.signal(signal.SIGTERM, _stop)
+    except (ImportError, AttributeError):
+        pass
+    last = None
+    try:
+        while True:
+            stamp = _stamp(opts.file)
+            if stamp is not None and stamp != last:
+                save_once(area, opts, phramrec.FLAG_FOLLOW)
+                last = stamp
+            time.sleep(opts.interval)
+    except KeyboardInterrupt:
+        return 0
+
+
+def run_save(opts):
+    from crashkeep import keeparea
+    if opts.follow and opts.file == "-":
+        raise ConfigError("save: --follow needs a file, not -")
+    if opts.interval <= 0:
+        raise ConfigError("save: --interval must be above 0")
+    from crashkeep.phramrec import check_name
+    from crashkeep.errors import FormatError
+    try:
+        check_name(opts.name)
+    except FormatError as e:
+        raise ConfigError("save: %s" % e)
+    area, _board = keeparea.open_configured(opts.board, opts.device)
+    try:
+        if opts.follow:
+            return follow(area, opts)
+        save_once(area, opts)
+        return 0
+    finally:
+        area.close()
 
 
 COMMANDS = [
-    Command("save", "Keep the tail of FILE (or - for stdin) in phram as a named record.", [Param("file", positional=True, required=True)], not_yet, fast=True),
+    Command("save", "Keep the tail of FILE (or - for stdin) in phram as a named record.", [
+        Param("file", positional=True, required=True),
+        Param("name", required=True, help="record name (letters, digits, -_.+@:)"),
+        Param("max-bytes", "size", help="keep at most the last N bytes [default: as much as "
+                                        "fits twice]"),
+        Param("follow", "flag", False, help="keep mirroring FILE as it grows"),
+        Param("interval", "float", 1.0, help="seconds between checks with --follow"),
+        Param("evict", "flag", False, help="drop the oldest records when the area is full"),
+    ] + BOARD_PARAMS, run_save, fast=True),
 ]
