@@ -593,6 +593,10 @@ def run_boot(board, root="/", timeout=DEFAULT_TIMEOUT, keep=None, flash_dir=None
         err, code = str(e), e.exit_code
     except OSError as e:
         err, code = "Failed: %s" % strerror(e), 4
+    except Exception as e:      # init must go on: one line, never a traceback
+        if os.getenv("CRASHKEEP_DEBUG"):
+            raise
+        err, code = "internal error: %s: %s" % (type(e).__name__, e), 70
     finally:
         r.close()
     return code, r.summary(err), r
