@@ -1,7 +1,10 @@
-"""ramoops reserved-memory region: zone layout.
+"""ramoops reserved-memory region: zone layout, zone headers, records.
 
-Layout source: Linux fs/pstore/ram.c (ramoops_probe, ramoops_init_przs) and
-fs/pstore/ram_core.c (persistent_ram_init_ecc), 6.1 and 6.12.
+Layout source: Linux fs/pstore/ram.c (ramoops_probe, ramoops_init_przs,
+ramoops_pstore_read), fs/pstore/ram_core.c (persistent_ram_buffer,
+persistent_ram_init_ecc, persistent_ram_post_init, persistent_ram_save_old),
+fs/pstore/platform.c (decompress_record), fs/pstore/inode.c (file names),
+fs/pstore/ftrace.c (pstore_ftrace_combine_log); 6.1.192 and 6.12.
 
 The region is carved from mem_address upward, zones packed with no padding:
 
@@ -14,8 +17,23 @@ The region is carved from mem_address upward, zones packed with no padding:
 | pmsg    | 1 if P (6.1: here)    | P                               |
 
 with D = mem_size - C - F - P and R, C, F, P rounded down to powers of two.
+
+Every zone (struct persistent_ram_buffer, CPU byte order):
+
+| offset        | size | field                                            |
+|---------------|------|--------------------------------------------------|
+| 0             | 4    | sig: 0x43474244 "DBGC" (ftrace: ^ LINUX_VERSION)  |
+| 4             | 4    | start: signed, next write position in data        |
+| 8             | 4    | size: signed, valid bytes in data (<= B)          |
+| 12            | B    | data: the ring; logical = data[start:size] + data[:start] |
+| 12+B          | n*E  | ECC only: RS parity of data block i (128 bytes)  |
+| 12+B+n*E      | E    | ECC only: RS parity of the 12 header bytes       |
+
+A dmesg ring starts with "====<sec>.<usec>-<C|D>\n", then (inflated when C)
+"<Why>#<N> Part1\n" and the tail of the kernel log.
 """
-from crashkeep.errors import ConfigError
+from crashkeep.errors import ConfigError, FormatError
+from crashkeep.limits import ZONES_MAX, RECORD_INFLATED_MAX
 
 # Module-parameter defaults (fs/pstore/ram.c: MIN_MEM_SIZE for each size).
 DEFAULT_RECORD_SIZE = 4096
@@ -28,6 +46,7 @@ PRZ_HEADER_SIZE = 12            # struct persistent_ram_buffer: sig, start, size
 
 ORDER_6_1 = "6.1"               # dmesg, console, ftrace, pmsg
 ORDER_6_2 = "6.2"               # dmesg, console, pmsg, ftrace
+ORDER_AUTO = "auto"             # read_region: the order with more valid signatures
 
 
 def rounddown_pow_of_two(n):
@@ -90,7 +109,8 @@ class Params:
     def __init__(self, mem_size, record_size=DEFAULT_RECORD_SIZE,
                  console_size=DEFAULT_CONSOLE_SIZE, ftrace_size=DEFAULT_FTRACE_SIZE,
                  pmsg_size=DEFAULT_PMSG_SIZE, ecc=0, cpus=1, order=ORDER_6_2,
-                 even_round=True, ftrace_per_cpu=True, mem_address=0):
+                 even_round=True, ftrace_per_cpu=True, mem_address=0,
+                 linux_version=None, ftrace_record_size=24, ftrace_cpu_in_ip=False):
         self.mem_address = mem_address
         self.mem_size = mem_size
         self.record_size = record_size
@@ -102,12 +122,29 @@ class Params:
         self.order = order
         self.even_round = even_round
         self.ftrace_per_cpu = ftrace_per_cpu
+        # LINUX_VERSION_CODE of the kernel that wrote the ftrace zones (their
+        # sig is DBGC ^ it); None accepts any plausible version.
+        self.linux_version = linux_version
+        # struct pstore_ftrace_record: 24 bytes on 64-bit, 16 on 32-bit; the
+        # CPU number sits in the low bits of ip on 32-bit ARM, else of ts.
+        self.ftrace_record_size = ftrace_record_size
+        self.ftrace_cpu_in_ip = ftrace_cpu_in_ip
+
+    def copy(self, **changes):
+        p = Params(self.mem_size)
+        for k in self.__dict__:
+            setattr(p, k, getattr(self, k))
+        for k in changes:
+            setattr(p, k, changes[k])
+        return p
 
 
 def layout(p):
     """Zones exactly as ramoops_probe() carves them; ConfigError where probe fails."""
     if p.mem_size <= 0:
         raise ConfigError("mem_size is 0: ramoops ignores the region")
+    if p.cpus < 1 or p.cpus > ZONES_MAX:
+        raise ConfigError("cpus must be 1..%d, not %d" % (ZONES_MAX, p.cpus))
     r = rounddown_pow_of_two(p.record_size)
     c = rounddown_pow_of_two(p.console_size)
     f = rounddown_pow_of_two(p.ftrace_size)
@@ -140,6 +177,8 @@ def layout(p):
 
     if r and dmesg_area:
         cnt = dmesg_area // r
+        if cnt > ZONES_MAX:
+            raise ConfigError("%d dmesg zones: more than the %d we handle" % (cnt, ZONES_MAX))
         if cnt == 0:
             raise ConfigError("record_size 0x%x does not fit the 0x%x left for dmesg"
                               % (r, dmesg_area))
@@ -153,3 +192,460 @@ def layout(p):
         group("pmsg", pm, 1)
         group("ftrace", f, nftrace)
     return zones
+
+
+# ---------------------------------------------------------------------------
+# Reading a region: headers, ECC, rings, records
+
+PERSISTENT_RAM_SIG = 0x43474244     # "DBGC"
+RAMOOPS_KERNMSG_HDR = b"===="
+# kmsg_dump_reason_str() (6.1); pre-5.8 kernels also had Restart/Halt/Poweroff
+REASONS = ("Panic", "Oops", "Emergency", "Shutdown", "Unknown", "Restart", "Halt", "Poweroff")
+
+ST_VALID = "valid"          # signed, sane, holds data
+ST_EMPTY = "empty"          # signed, start == size == 0
+ST_BAD_SIG = "bad-sig"      # never initialised, other layout, or lost
+ST_INVALID = "invalid"      # signed but size > B or start > size: the kernel zaps it
+ST_NO_HEADER = "no-header"  # dmesg data without a ==== header: the kernel zaps it on read
+ST_MISSING = "missing"      # past the end of the bytes we were given
+ST_UNREAD = "not-listed"    # after an empty dmesg record the kernel lists nothing more
+
+_U64 = (1 << 64) - 1
+
+
+class EccInfo:
+    """What RS decoding of one zone found (header and the data blocks in use)."""
+
+    def __init__(self, corrected=0, bad_blocks=0):
+        self.corrected = corrected
+        self.bad_blocks = bad_blocks
+
+    def notice(self):
+        # persistent_ram_ecc_string(): appended to every record of an ECC zone
+        if self.corrected or self.bad_blocks:
+            return b"\nECC: %d Corrected bytes, %d unrecoverable blocks\n" % (
+                self.corrected, self.bad_blocks)
+        return b"\nECC: No errors detected\n"
+
+    def as_dict(self):
+        return {"corrected": self.corrected, "bad_blocks": self.bad_blocks}
+
+    def __repr__(self):
+        return "EccInfo(%d corrected, %d bad)" % (self.corrected, self.bad_blocks)
+
+
+class Record:
+    """One file of /sys/fs/pstore, rebuilt from the raw region."""
+
+    def __init__(self, name, data, kind, zone, time=0, usec=0, reason=None, count=None,
+                 part=None, compressed=False, encoded=False, ecc=None):
+        self.name = name            # dmesg-ramoops-0, console-ramoops-0, ... (+ .enc.z)
+        self.data = data            # the file's bytes, ECC notice included
+        self.kind = kind            # dmesg, console, pmsg, ftrace
+        self.zone = zone            # the Zone it came from (ftrace: CPU 0's)
+        self.time = time            # seconds of the ==== header (0: none)
+        self.usec = usec
+        self.reason = reason        # "Panic", "Oops", ... from "Why#N PartK"
+        self.count = count          # N: the boot's dump counter
+        self.part = part
+        self.compressed = compressed  # the header said C
+        self.encoded = encoded        # still compressed: the file is .enc.z
+        self.ecc = ecc                # EccInfo, None without ECC
+
+    def __repr__(self):
+        return "Record(%s, %d bytes)" % (self.name, len(self.data))
+
+
+class ZoneState:
+    """One zone as read: header fields, verdict, ECC result, its record."""
+
+    def __init__(self, zone):
+        self.zone = zone
+        self.endian = None          # "<" or ">" once the sig matched
+        self.sig = None
+        self.start = None
+        self.size = None
+        self.status = ST_MISSING
+        self.ecc = None
+        self.note = ""
+        self.record = None
+        self.logical = None         # unwrapped ring bytes (valid zones)
+
+    def as_dict(self):
+        z = self.zone
+        r = self.record
+        return {"kind": z.kind, "index": z.index, "offset": z.offset, "size": z.size,
+                "data_size": z.data_size, "label": z.label, "status": self.status,
+                "sig": self.sig, "endian": {"<": "little", ">": "big"}.get(self.endian),
+                "start": self.start, "used": self.size,
+                "ecc": self.ecc.as_dict() if self.ecc else None, "note": self.note,
+                "record": r.name if r else None, "time": r.time if r else 0,
+                "compressed": r.compressed if r else False,
+                "reason": r.reason if r else None}
+
+
+def _u32(b, off, big):
+    v = (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) if not big else \
+        ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3])
+    return v
+
+
+def _s32(v):
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _sig_ok(kind, sig, p):
+    if kind != "ftrace":
+        return sig == PERSISTENT_RAM_SIG
+    v = sig ^ PERSISTENT_RAM_SIG
+    if p.linux_version is not None:
+        return v == p.linux_version
+    # LINUX_VERSION_CODE: (major << 16) | (minor << 8) | sublevel, major 2..31
+    return 2 <= (v >> 16) <= 31
+
+
+def _zone_bytes(data, zone, ecc_on):
+    end = zone.offset + zone.size
+    if end > len(data):
+        return None
+    chunk = data[zone.offset:end]
+    # ECC corrects a private copy: the caller's bytes are never written
+    return bytearray(chunk) if ecc_on else chunk
+
+
+def read_zone(data, zone, p, correct=True):
+    """ZoneState for one zone of `data` (the whole region)."""
+    from crashkeep import rs
+    st = ZoneState(zone)
+    e = zone.ecc_size
+    zb = _zone_bytes(data, zone, e and correct)
+    if zb is None:
+        st.note = "region ends at 0x%x" % len(data)
+        return st
+    b = zone.data_size
+    if e:
+        st.ecc = EccInfo()
+        par_header = PRZ_HEADER_SIZE + b + zone.ecc_blocks * e
+        if correct:
+            # persistent_ram_init_ecc: the header is decoded before the sig check
+            r = rs.decode(zb, 0, PRZ_HEADER_SIZE, par_header, e)
+            if r > 0:
+                st.ecc.corrected += r
+            elif r < 0:
+                st.ecc.bad_blocks += 1
+    endian = None
+    for big in (False, True):
+        if _sig_ok(zone.kind, _u32(zb, 0, big), p):
+            endian = ">" if big else "<"
+            break
+    big = endian == ">"
+    st.sig = _u32(zb, 0, big)
+    st.start = _s32(_u32(zb, 4, big))
+    st.size = _s32(_u32(zb, 8, big))
+    if endian is None:
+        st.status = ST_BAD_SIG
+        st.start = st.size = None
+        return st
+    st.endian = endian
+    start, size = st.start, st.size
+    if size == 0 and start == 0:
+        st.status = ST_EMPTY
+        return st
+    # persistent_ram_post_init, with size_t comparisons: negatives are huge
+    if size < 0 or start < 0 or size > b or start > size:
+        st.status = ST_INVALID
+        st.note = "size %d, start %d, capacity %d" % (size, start, b)
+        return st
+    if start == b:
+        st.note = "start == size == capacity: no writer leaves this (the kernel accepts it)"
+    if e and correct:
+        # persistent_ram_ecc_old: every block covering [0, size)
+        c, bad = rs.decode_blocks(zb, PRZ_HEADER_SIZE, size, b, PRZ_HEADER_SIZE + b, e,
+                                  ECC_BLOCK_SIZE)
+        st.ecc.corrected += c
+        st.ecc.bad_blocks += bad
+    d0 = PRZ_HEADER_SIZE
+    st.logical = bytes(zb[d0 + start:d0 + size]) + bytes(zb[d0:d0 + start])
+    st.status = ST_VALID
+    return st
+
+
+# --- the ==== header, parsed the way the kernel's vsscanf does it
+
+_SPACES = b" \t\n\x0b\x0c\r\xa0"    # the kernel's isspace(), Latin-1 NBSP included
+
+
+def _ch(buf, i):
+    return buf[i] if i < len(buf) else 0       # the C string ends at NUL or the end
+
+
+def _skip(buf, i):
+    while True:
+        c = _ch(buf, i)
+        if c == 0 or c not in _SPACES:
+            return i
+        i += 1
+
+
+def _number(buf, i, signed):
+    """(value, next index) for %lld / %lu at buf[i], or None (no conversion)."""
+    if _ch(buf, i) == 0:
+        return None
+    i = _skip(buf, i)
+    c = _ch(buf, i)
+    neg = False
+    digit = c
+    if signed and c == 0x2D:                    # '-'
+        digit = _ch(buf, i + 1)
+        neg = True
+    if not 0x30 <= digit <= 0x39:
+        return None
+    if neg:
+        i += 1
+    v = 0
+    while True:
+        c = _ch(buf, i)
+        if not 0x30 <= c <= 0x39:
+            break
+        v = (v * 10 + c - 0x30) & _U64       # simple_strntoull wraps on overflow
+        i += 1
+    if neg:
+        v = (-v) & _U64
+    if signed and v >> 63:
+        v -= 1 << 64
+    return v, i
+
+
+def _scan_header(buf, typed):
+    """One kernel sscanf of "====%lld.%lu-%c\\n%n" (typed) or "====%lld.%lu\\n%n".
+    Returns (matched conversions, sec, usec, type char, header length)."""
+    i = 0
+    for k in range(4):
+        if _ch(buf, i) != 0x3D:
+            return 0, 0, 0, 0, 0
+        i += 1
+    r = _number(buf, i, True)
+    if r is None:
+        return 0, 0, 0, 0, 0
+    sec, i = r
+    if _ch(buf, i) != 0x2E:
+        return 1, sec, 0, 0, 0
+    r = _number(buf, i + 1, False)
+    if r is None:
+        return 1, sec, 0, 0, 0
+    usec, i = r
+    kind = 0
+    if typed:
+        if _ch(buf, i) != 0x2D:
+            return 2, sec, usec, 0, 0
+        i += 1
+        kind = _ch(buf, i)
+        if kind == 0:
+            return 2, sec, usec, 0, 0
+        i += 1
+    return (3 if typed else 2), sec, usec, kind, _skip(buf, i)
+
+
+def parse_header(buf):
+    """ramoops_read_kmsg_hdr(): (sec, usec, compressed, header length);
+    length 0 when the kernel would find no header (and zap the zone)."""
+    n, sec, usec, kind, hl = _scan_header(buf, True)
+    if n == 3:
+        return sec, usec, kind == 0x43, hl       # 'C'
+    n, sec, usec, kind, hl = _scan_header(buf, False)
+    if n == 2:
+        return sec, usec, False, hl
+    return 0, 0, False, 0
+
+
+def parse_reason(text):
+    """("Panic", 2, 1) from b"Panic#2 Part1\\n...", else (None, None, None)."""
+    nl = text.find(b"\n", 0, 64)
+    line = bytes(text[:nl if nl >= 0 else min(len(text), 64)])
+    hash_ = line.find(b"#")
+    sp = line.find(b" Part")
+    if hash_ <= 0 or sp <= hash_ + 1:
+        return None, None, None
+    why = line[:hash_]
+    num = line[hash_ + 1:sp]
+    part = line[sp + 5:]
+    if not (num.isdigit() and part.isdigit() and why.isalpha()):
+        return None, None, None
+    return why.decode(), int(num), int(part)
+
+
+def zbufsize_deflate(size):
+    """platform.c zbufsize_deflate(): the most an inflated 6.1 record may hold."""
+    if 1000 <= size <= 2000:
+        cmpr = 56
+    elif 2001 <= size <= 3000:
+        cmpr = 54
+    elif 3001 <= size <= 3999:
+        cmpr = 52
+    elif 4000 <= size <= 10000:
+        cmpr = 45
+    else:
+        cmpr = 60
+    return size * 100 // cmpr
+
+
+def inflate_record(payload, limit, wbits=15):
+    """Inflate like crypto/deflate.c: the stream must end within `limit` output
+    bytes; a stream short by its last bits may be finished by one zero byte
+    (the kernel's zlib work-around). None when the kernel would fail."""
+    from crashkeep._compat import raw_inflate
+    if limit > RECORD_INFLATED_MAX:
+        limit = RECORD_INFLATED_MAX
+    payload = bytes(payload)
+    for extra in (b"", b"\x00"):
+        try:
+            out = raw_inflate(payload + extra, limit + 1, wbits)
+        except (ValueError, MemoryError):
+            continue
+        return out if len(out) <= limit else None
+    return None
+
+
+def _ftrace_ts(rec, big, cpu_in_ip, recsize):
+    # struct pstore_ftrace_record {ulong ip; ulong parent_ip; u64 ts}
+    off = recsize - 8
+    if big:
+        ts = int.from_bytes(rec[off:off + 8], "big")
+    else:
+        ts = int.from_bytes(rec[off:off + 8], "little")
+    return ts if cpu_in_ip else ts >> 8      # TS_CPU_SHIFT: CPU in the low 8 bits
+
+
+def ftrace_combine(logs, recsize=24, cpu_in_ip=False):
+    """pstore_ftrace_combine_log() applied zone after zone: drop each log's
+    leading size % recsize bytes, then merge by timestamp (ties: the newer
+    zone's record first, as the kernel's `<` does). logs: [(bytes, big)]."""
+    dest = []
+    for log, big in logs:
+        off = len(log) % recsize
+        src = [log[i:i + recsize] for i in range(off, len(log), recsize)]
+        merged = []
+        i = j = 0
+        while i < len(dest) and j < len(src):
+            if _ftrace_ts(dest[i][0], dest[i][1], cpu_in_ip, recsize) < \
+                    _ftrace_ts(src[j], big, cpu_in_ip, recsize):
+                merged.append(dest[i])
+                i += 1
+            else:
+                merged.append((src[j], big))
+                j += 1
+        merged.extend(dest[i:])
+        merged.extend((r, big) for r in src[j:])
+        dest = merged
+    return b"".join(r for r, _ in dest)
+
+
+def _layout_for(data, p):
+    """Zones for p; with order "auto", the order whose zones carry more valid
+    signatures (ties: 6.2, as the Params default)."""
+    if p.order != ORDER_AUTO:
+        return layout(p), p.order
+    best = None
+    for order in (ORDER_6_2, ORDER_6_1):
+        zones = layout(p.copy(order=order))
+        score = 0
+        for z in zones:
+            if z.offset + z.size <= len(data):
+                for big in (False, True):
+                    if _sig_ok(z.kind, _u32(data, z.offset, big), p):
+                        score += 1
+                        break
+        if best is None or score > best[0]:
+            best = (score, zones, order)
+    return best[1], best[2]
+
+
+def scan(data, p, inflate=True, correct=True):
+    """Read every zone of a region like ramoops does at probe + pstore read.
+
+    data: bytes/bytearray/memoryview of the region (never modified).
+    inflate: False reads like a kernel without a decompressor (.enc.z).
+    correct: False skips RS decoding (no ECC notice then).
+    Returns (zone states, records) with records in the kernel's read order.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FormatError("region must be bytes, not %s" % type(data).__name__)
+    if len(data) < PRZ_HEADER_SIZE:
+        raise FormatError("region of %d bytes holds no zone header" % len(data))
+    zones, order = _layout_for(data, p)
+    if zones and zones[0].offset + zones[0].size > len(data):
+        raise FormatError("region of 0x%x bytes is smaller than its first zone (0x%x)"
+                          % (len(data), zones[0].size))
+    states = [read_zone(data, z, p, correct) for z in zones]
+    records = []
+    dmesg = [s for s in states if s.zone.kind == "dmesg"]
+    limit = 0
+    if dmesg:
+        b = dmesg[0].zone.data_size
+        # big_oops_buf_sz of the crypto API (6.1..6.5); 6.6+ sizes it alike
+        # for the records ramoops writes (> 10000 bytes: 100/60)
+        limit = zbufsize_deflate(b)
+    wbits = 11 if order == ORDER_6_1 else 15
+    stopped = False
+    for st in dmesg:
+        if st.status != ST_VALID:
+            continue
+        sec, usec, compressed, hl = parse_header(st.logical)
+        if hl == 0:
+            st.status = ST_NO_HEADER
+            st.note = "no ==== header: the kernel zaps this zone when it reads it"
+            continue
+        payload = st.logical[hl:]
+        if not payload:
+            # ramoops_pstore_read returns 0 for it: pstore stops reading here
+            st.note = "header only: the kernel lists no record from here on"
+            stopped = True
+            break
+        name = "dmesg-ramoops-%d" % st.zone.index
+        notice = st.ecc.notice() if st.ecc and correct else b""
+        encoded = False
+        text = payload
+        if compressed:
+            out = inflate_record(payload, limit, wbits) if inflate else None
+            if out is None:
+                encoded = True
+                name += ".enc.z"
+            else:
+                text = out
+        reason, count, part = (None, None, None) if encoded else parse_reason(text)
+        st.record = Record(name, text + notice, "dmesg", st.zone, sec, usec, reason, count,
+                           part, compressed, encoded, st.ecc)
+        records.append(st.record)
+    if stopped:
+        for st in states:
+            if st.record is None and st.status == ST_VALID and st.zone.kind != "dmesg":
+                st.status = ST_UNREAD
+        return states, records
+    for kind in ("console", "pmsg"):
+        for st in states:
+            if st.zone.kind == kind and st.status == ST_VALID:
+                notice = st.ecc.notice() if st.ecc and correct else b""
+                st.record = Record("%s-ramoops-0" % kind, st.logical + notice, kind, st.zone,
+                                   ecc=st.ecc)
+                records.append(st.record)
+    ft = [s for s in states if s.zone.kind == "ftrace" and s.status == ST_VALID]
+    if ft:
+        ecc = None
+        if ft[0].ecc and correct:
+            ecc = EccInfo(sum(s.ecc.corrected for s in ft), sum(s.ecc.bad_blocks for s in ft))
+        if p.ftrace_per_cpu:
+            body = ftrace_combine([(s.logical, s.endian == ">") for s in ft],
+                                  p.ftrace_record_size, p.ftrace_cpu_in_ip)
+        else:
+            body = ft[0].logical
+        notice = ecc.notice() if ecc else b""
+        if body or notice:
+            rec = Record("ftrace-ramoops-0", body + notice, "ftrace", ft[0].zone, ecc=ecc)
+            ft[0].record = rec
+            records.append(rec)
+    return states, records
+
+
+def read_region(data, p, inflate=True, correct=True):
+    """The records /sys/fs/pstore would show for this region (see scan)."""
+    return scan(data, p, inflate, correct)[1]
