@@ -11,7 +11,7 @@ from crashkeep.cmdspec import Command, Param
 from crashkeep.errors import CrashkeepError, ConfigError
 from crashkeep.save import BOARD_PARAMS
 
-SECTIONS = [("crashkeep.dump", "keep_section")]
+SECTIONS = [("crashkeep.dump", "keep_section"), ("crashkeep.salvage", "bundles_section")]
 
 
 class Section:
