@@ -646,10 +646,24 @@ def bundle_summaries(path):
     return out
 
 
-def format_bundle_line(m):
-    files = m.get("files", [])
-    return "%-40s %-10s %3d file(s) %8d bytes" % (m.get("bundle"), m.get("reason", "?"),
-                                                   len(files), sum(f.get("size", 0) for f in files))
+def bundles_section(opts, board=None):
+    """`crashkeep list`'s section for the bundles salvaged to flash (see dump.SECTIONS)."""
+    from crashkeep.dump import Section, when
+    if board is None:
+        from crashkeep import boardconf
+        board = boardconf.load(getattr(opts, "board", None) or BOARD.default)
+    t = storage.open_target(board, "/", create=False)
+    try:
+        metas = bundle_summaries(t.path)
+    finally:
+        t.close()
+    rows = []
+    for m in metas:
+        files = m.get("files", [])
+        rows.append([str(m.get("seq", "?")), m.get("reason", "?"), when(m.get("salvaged_at")),
+                     str(len(files)), str(sum(f.get("size", 0) for f in files)), m["bundle"]])
+    return Section("bundles", "salvaged bundles (%s)" % t.path,
+                   ["ID", "REASON", "SALVAGED", "FILES", "BYTES", "BUNDLE"], rows, metas)
 
 
 def find_bundle(path, ident):
@@ -707,7 +721,8 @@ def show(opts):
             target.close()
 
 
-BOARD = Param("board", default="/etc/crashkeep/board.conf", help="Board config.")
+BOARD = Param("board", default="/etc/crashkeep/board.conf", help="Board config.",
+              envvar="CRASHKEEP_BOARD")
 ROOT = Param("root", default="/", help="Root of /proc, /sys, /dev (for tests).")
 DIR = Param("dir", help="Bundle directory to use instead of the board's flash.")
 

@@ -130,3 +130,26 @@ def test_unmounts_what_it_mounted(monkeypatch):
     monkeypatch.setattr(kmod, "umount", lambda *a: calls.append("umount"))
     assert boot(root) == 0
     assert calls == ["mount", "umount"]
+
+
+def test_list_shows_bundles_apart_from_ram_records(capsys):
+    root = core.make_root(core.RECORDS, core.KEEP)
+    assert boot(root) == 0
+    # a board whose flash directory is the fake root's, as `list` runs on the live system
+    text = open(root + "/board.conf").read().replace("flash.mountpoint = /flash",
+                                                      "flash.mountpoint = %s/flash" % root)
+    open(root + "/live.conf", "w").write(text)
+    a = keeparea.open_area(root + "/keep.img")
+    a.put("later", b"saved after the salvage")
+    a.close()
+    capsys.readouterr()
+    assert entry.main(["list", "--board", root + "/live.conf", "--device", root + "/keep.img"]) == 0
+    out = capsys.readouterr().out
+    ram, _, flash = out.partition("salvaged bundles")
+    assert "later" in ram and "0001-" not in ram
+    assert "0001-" in flash and "panic" in flash and "later" not in flash
+    assert entry.main(["list", "--json", "--board", root + "/live.conf", "--device",
+                       root + "/keep.img"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [m["seq"] for m in doc["bundles"]] == [1]
+    assert [r["name"] for r in doc["records"]] == ["later"]
