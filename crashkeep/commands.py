@@ -22,7 +22,7 @@ MODULES = [
 
 # Init scripts, the kernel's core_pattern pipe and shell users run these: they
 # dispatch from plain argv and never import typer (40 ms, 10 MB; seconds on a slow board).
-FAST = ("boot", "core", "save", "dump", "clear", "copy", "list", "shutdown", "selftest")
+FAST = ("boot", "core", "save", "dump", "clear", "copy", "list", "show", "shutdown", "selftest")
 
 GROUP_HELP = {
     "board": "Board config: check it, show the layout, print cmdline/DT/insmod lines.",
