@@ -735,5 +735,6 @@ COMMANDS = [
     Command("show", "Show one salvaged bundle (ID: sequence number or name).",
             [Param("id", positional=True, required=True), BOARD, DIR, ROOT,
              Param("json", kind="flag", help="Print meta.json."),
-             Param("file", help="Print this file of the bundle (decompressed).")], show),
+             Param("file", help="Print this file of the bundle (decompressed).")], show,
+            fast=True),
 ]
