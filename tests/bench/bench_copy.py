@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Benchmark: tail copies out of a 128 MiB file, and `crashkeep save` of a
+64 KiB tail, against the dd commands they replace. Ratios in one run.
+
+    python3 tests/bench/bench_copy.py [--quick] [--binary build/out/crashkeep]
+
+Copy rows are file -> file into a fresh output (page cache warm):
+  crashkeep copy (in-process, compiled / pure twin), the whole `crashkeep copy`
+  command, dd bs=1 (the note's way; 64 KiB and 1 MiB only: 16 MiB would take
+  ~20 s at 0.8 MB/s), dd with the note's bs=512 formula (fast, but the wrong
+  bytes), GNU dd bs=1M with iflag=skip_bytes,count_bytes, BusyBox dd with the
+  same flags, and tail -c. Times are the median of several runs.
+The save rows time the whole command (start-up included) of `crashkeep save
+--max-bytes 64K` into a file-backed keep area vs the note's
+`dd bs=1 count=65536 skip=<fsize-len> of=<area>`.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from crashkeep import blockcopy, _blockcopy_py  # noqa: E402
+
+try:
+    from crashkeep import _blockcopy_c
+except ImportError:
+    _blockcopy_c = None
+
+SRC_SIZE = 128 << 20
+SIZES = [64 << 10, 1 << 20, 16 << 20]
+DD_BS1_MAX = 1 << 20
+
+
+def median_time(fn, runs):
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def sh(argv):
+    def f():
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return f
+
+
+def fmt(t):
+    return "%8.2f ms" % (t * 1000)
+
+
+def main(argv):
+    quick = "--quick" in argv
+    binary = None
+    if "--binary" in argv:
+        binary = argv[argv.index("--binary") + 1]
+    elif os.path.exists(os.path.join(ROOT, "build", "out", "crashkeep")):
+        binary = os.path.join(ROOT, "build", "out", "crashkeep")
+    runs = 3 if quick else 7
+    tmp = tempfile.mkdtemp(prefix="ck-bench-")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    entry = shutil.which("crashkeep")
+    try:
+        src = os.path.join(tmp, "src.bin")
+        with open(src, "wb") as f:
+            for _ in range(SRC_SIZE >> 20):
+                f.write(os.urandom(1 << 20))
+        out = os.path.join(tmp, "out.bin")
+        print("tail copies out of a %d MiB file, file -> file, median of %d runs" %
+              (SRC_SIZE >> 20, runs))
+        print("compiled twin: %s; whole-command entry: %s" %
+              ("yes" if _blockcopy_c else "NOT BUILT", entry or "python -m crashkeep"))
+        for n in SIZES:
+            skip = SRC_SIZE - n
+            rows = []
+
+            def ck_fn(impl):
+                def f():
+                    blockcopy.copy_range = impl.copy_range
+                    blockcopy.copy(src, out, tail=n)
+                return f
+            if _blockcopy_c:
+                rows.append(("crashkeep copy, compiled (in-process)",
+                             median_time(ck_fn(_blockcopy_c), runs)))
+            rows.append(("crashkeep copy, pure (in-process)",
+                         median_time(ck_fn(_blockcopy_py), runs)))
+            cmd = [entry] if entry else [sys.executable, "-m", "crashkeep"]
+            rows.append(("crashkeep copy --tail (whole command)",
+                         median_time(sh(cmd + ["copy", src, out, "--tail", str(n)]), runs)))
+            if binary:
+                rows.append(("crashkeep copy --tail (static binary)",
+                             median_time(sh([binary, "copy", src, out, "--tail", str(n)]), runs)))
+            if n <= DD_BS1_MAX:
+                rows.append(("dd bs=1 (the note)", median_time(sh(
+                    ["dd", "if=" + src, "of=" + out, "bs=1", "count=%d" % n,
+                     "skip=%d" % skip]), 1 if n > 65536 else runs)))
+            rows.append(("dd bs=512 note's formula (wrong bytes)", median_time(sh(
+                ["dd", "if=" + src, "of=" + out, "bs=512", "count=%d" % (n // 512),
+                 "skip=%d" % (skip // 512 + 1)]), runs)))
+            gnu = median_time(sh(["dd", "if=" + src, "of=" + out, "bs=1M", "skip=%d" % skip,
+                                  "count=%d" % n, "iflag=skip_bytes,count_bytes"]), runs)
+            rows.append(("GNU dd bs=1M skip_bytes,count_bytes", gnu))
+            rows.append(("busybox dd bs=1M skip_bytes,count_bytes", median_time(sh(
+                ["busybox", "dd", "if=" + src, "of=" + out, "bs=1M", "skip=%d" % skip,
+                 "count=%d" % n, "iflag=skip_bytes,count_bytes"]), runs)))
+            rows.append(("tail -c", median_time(lambda: subprocess.run(
+                "tail -c %d %s > %s" % (n, src, out), shell=True, check=True), runs)))
+            bs1 = dict(rows).get("dd bs=1 (the note)")
+            print("\n%d KiB tail" % (n >> 10))
+            print("  %-42s %11s %10s %10s" % ("", "time", "vs GNU dd", "vs dd bs=1"))
+            for name, t in rows:
+                print("  %-42s %s %9.2fx %10s" % (name, fmt(t), gnu / t,
+                                                 "%.0fx" % (bs1 / t) if bs1 else "-"))
+
+        # whole-command save of a 64 KiB tail into a file-backed keep area
+        log = os.path.join(tmp, "messages")
+        with open(log, "wb") as f:
+            f.write(b"".join(b"Nov 26 06:00:00 router daemon: line %d\n" % i
+                             for i in range(60000)))
+        area = os.path.join(tmp, "phram.img")
+        with open(area, "wb") as f:
+            f.truncate(512 << 10)
+        fsize = os.path.getsize(log)
+        print("\nwhole command: keep a 64 KiB tail of a %d KiB log in a 512 KiB area" %
+              (fsize >> 10))
+        dd_t = median_time(sh(["dd", "if=" + log, "of=" + area, "bs=1", "count=65536",
+                               "skip=%d" % (fsize - 65536), "conv=notrunc"]), runs)
+        rows = [("dd bs=1 count=65536 skip=<fsize-len> (the note)", dd_t)]
+        save = ["save", log, "--name", "messages", "--max-bytes", "64K", "--device", area]
+        rows.append(("crashkeep save (%s)" % ("pip entry" if entry else "python -m"),
+                     median_time(sh(cmd + save), runs)))
+        if binary:
+            rows.append(("crashkeep save (static binary)", median_time(sh([binary] + save),
+                                                                       runs)))
+        else:
+            print("  (no static binary at build/out/crashkeep: its row is missing)")
+        for name, t in rows:
+            print("  %-50s %s   %5.2f of dd bs=1 (goal <= 0.20)" % (name, fmt(t), t / dd_t))
+    finally:
+        shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
