@@ -492,7 +492,10 @@ def zbufsize_deflate(size):
 def inflate_record(payload, limit, wbits=15):
     """Inflate like crypto/deflate.c: the stream must end within `limit` output
     bytes; a stream short by its last bits may be finished by one zero byte
-    (the kernel's zlib work-around). None when the kernel would fail."""
+    (the kernel's zlib work-around). None when the kernel would fail.
+
+    On MicroPython, DeflateIO does not reject a distance beyond the window,
+    so a corrupt stream the kernel refuses may inflate to garbage there."""
     from crashkeep._compat import raw_inflate
     if limit > RECORD_INFLATED_MAX:
         limit = RECORD_INFLATED_MAX
@@ -500,7 +503,8 @@ def inflate_record(payload, limit, wbits=15):
     for extra in (b"", b"\x00"):
         try:
             out = raw_inflate(payload + extra, limit + 1, wbits)
-        except (ValueError, MemoryError):
+        except (ValueError, MemoryError, OSError, EOFError):
+            # MicroPython's DeflateIO raises EOFError on a cut stream
             continue
         return out if len(out) <= limit else None
     return None
