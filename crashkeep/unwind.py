@@ -691,7 +691,11 @@ class Unwinder:
         if fde is None:
             return None
         if fde.cie.signal:
+            # a sigreturn trampoline: no call put us here, so its own pc names it (gdb does
+            # the same for SIGTRAMP frames); the FDE starts a byte early for pc - 1 lookups
             f.how = "signal"
+            if f.lookup_pc != f.pc and fde.pc_begin <= f.pc - m.bias < fde.pc_begin + fde.pc_range:
+                f.lookup_pc = f.pc
         cfa_rule, rules = run_cfa(fde, link_pc, self.e, self.ptr)
         if cfa_rule is None:
             return None
