@@ -4,6 +4,10 @@
 function of each, imported only when `list` runs; another module adds its
 own by appending ("crashkeep.module", "function") here. A section function
 takes (opts, board) and returns a Section, or None when it has nothing to say.
+`board` is the loaded board config: from --board / $CRASHKEEP_BOARD, else
+/etc/crashkeep/board.conf if it exists. Sections are skipped when there is no
+board config, except those listed with a third element False (needs no board:
+the keep area also works from --device alone).
 """
 import sys
 
@@ -11,7 +15,7 @@ from crashkeep.cmdspec import Command, Param
 from crashkeep.errors import CrashkeepError, ConfigError
 from crashkeep.save import BOARD_PARAMS
 
-SECTIONS = [("crashkeep.dump", "keep_section"), ("crashkeep.salvage", "bundles_section")]
+SECTIONS = [("crashkeep.dump", "keep_section", False), ("crashkeep.salvage", "bundles_section")]
 
 
 class Section:
@@ -39,7 +43,12 @@ def _open(opts, write=False):
 
 
 def keep_section(opts, board=None):
-    area, _board = _open(opts)
+    from crashkeep import keeparea
+    if board is not None:
+        area = keeparea.open_area(keeparea.device_for(board, opts.device), write=False,
+                                  board=board)
+    else:
+        area, _board = _open(opts)
     try:
         recs = area.list()
     finally:
@@ -67,15 +76,29 @@ def _table(out, section):
                                    enumerate(row)).rstrip() + "\n")
 
 
+def _board_if_any(opts):
+    from crashkeep import boardconf, keeparea
+    from crashkeep._compat import exists
+    if opts.board:
+        return boardconf.load(opts.board)
+    if exists(keeparea.DEFAULT_BOARD):
+        return boardconf.load(keeparea.DEFAULT_BOARD)
+    return None
+
+
 def run_list(opts):
     from crashkeep.commands import load_module
     out = sys.stdout
     result = {}
     rc = 0
     first = True
-    for mod_name, fn_name in SECTIONS:
+    board = _board_if_any(opts)
+    for entry in SECTIONS:
+        mod_name, fn_name = entry[0], entry[1]
+        if board is None and (len(entry) < 3 or entry[2]):
+            continue
         try:
-            sec = getattr(load_module(mod_name), fn_name)(opts, None)
+            sec = getattr(load_module(mod_name), fn_name)(opts, board)
         except CrashkeepError as e:
             # one missing source (no phram loaded) must not hide the others
             sys.stderr.write("crashkeep: %s\n" % e)
