@@ -1,0 +1,95 @@
+/* main() of the static crashkeep executable.
+ *
+ * An isolated interpreter: no site, no sys.path entries, no PYTHON* environment
+ * variables, UTF-8 mode, no warnings about missing prefix directories. Python
+ * code comes only from inside the binary: Cython-compiled crashkeep modules
+ * (builtin, registered in gen/modules.c) and frozen stdlib/CLI modules
+ * (gen/frozen.c). The frozen _crashkeep_finder lets dotted builtin names
+ * (crashkeep.entry, ...) be imported as package members.
+ */
+#include <Python.h>
+
+extern const struct _frozen ck_frozen_table[];
+extern int ck_append_inittab(void);
+
+static int fail(PyStatus st)
+{
+    if (PyStatus_IsExit(st))
+        return st.exitcode;
+    Py_ExitStatusException(st);   /* prints the message, exits 1 */
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    PyStatus st;
+    PyPreConfig pre;
+    PyConfig config;
+    PyObject *mod, *res;
+    int rc = 0;
+
+    PyPreConfig_InitIsolatedConfig(&pre);
+    pre.utf8_mode = 1;
+    st = Py_PreInitialize(&pre);
+    if (PyStatus_Exception(st))
+        return fail(st);
+
+    if (ck_append_inittab() < 0) {
+        fprintf(stderr, "crashkeep: cannot register builtin modules\n");
+        return 70;
+    }
+    PyImport_FrozenModules = ck_frozen_table;
+
+    PyConfig_InitIsolatedConfig(&config);
+    config.site_import = 0;
+    config.write_bytecode = 0;
+    config.user_site_directory = 0;
+    config.pathconfig_warnings = 0;
+    config.use_frozen_modules = 1;
+    config.install_signal_handlers = 1;
+    config.parse_argv = 0;
+    config.safe_path = 1;
+    config.module_search_paths_set = 1;   /* and left empty: no host stdlib */
+    st = PyConfig_SetBytesArgv(&config, argc, argv);
+    if (PyStatus_Exception(st))
+        goto config_fail;
+    st = PyConfig_SetString(&config, &config.program_name, L"crashkeep");
+    if (PyStatus_Exception(st))
+        goto config_fail;
+    st = Py_InitializeFromConfig(&config);
+    if (PyStatus_Exception(st))
+        goto config_fail;
+    PyConfig_Clear(&config);
+
+    mod = PyImport_ImportModule("_crashkeep_finder");
+    if (mod == NULL)
+        goto py_fail;
+    Py_DECREF(mod);
+    mod = PyImport_ImportModule("crashkeep.entry");
+    if (mod == NULL)
+        goto py_fail;
+    res = PyObject_CallMethod(mod, "main", NULL);
+    Py_DECREF(mod);
+    if (res == NULL)
+        goto py_fail;
+    if (res == Py_None)
+        rc = 0;
+    else if (PyLong_Check(res))
+        rc = (int)PyLong_AsLong(res);
+    else
+        rc = 1;
+    Py_DECREF(res);
+    if (Py_FinalizeEx() < 0)
+        rc = 120;
+    return rc;
+
+py_fail:
+    /* SystemExit: PyErr_Print exits with its code; anything else: traceback. */
+    PyErr_Print();
+    Py_FinalizeEx();
+    return 1;
+
+config_fail:
+    PyConfig_Clear(&config);
+    return fail(st);
+}

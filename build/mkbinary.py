@@ -1,0 +1,357 @@
+"""Build build/out/crashkeep: one fully static x86_64 executable.
+
+Run by `make -C build` with the build venv's Python (made from Debian's
+/usr/bin/python3.11, the version of the static libpython3.11.a it links).
+
+What goes in:
+- every crashkeep module (crashkeep/**/*.py, found at build time) and every
+  accelerator (crashkeep/**/_*_c.pyx), each compiled to C by Cython and to an
+  object by gcc, registered with PyImport_AppendInittab under its dotted name
+  (gen/modules.c); the launcher installs a meta-path finder that maps those
+  dotted names (and packages) to the BuiltinImporter;
+- the pure-Python stdlib and CLI modules (typer-slim, click, annotated-doc)
+  that crashkeep can import, found with modulefinder over the crashkeep
+  sources (every import, also the ones inside functions), minus EXCLUDE;
+  frozen as marshalled code objects (gen/frozen.c, PyImport_FrozenModules);
+- the CPython runtime from Debian's libpython3.11.a, with our own inittab
+  (gen/config.c) listing only BUILTINS: builtin modules nobody imports are
+  not linked in (the size lever);
+- launcher.c: main() with an isolated PyConfig (no site, no sys.path, no
+  environment, UTF-8 mode), which calls crashkeep.entry.main().
+
+Incremental: a module is re-cythonized/re-compiled only when its source (or
+the toolchain) changed; `make -C build` with nothing changed takes ~1 s.
+Environment: CRASHKEEP_CFLAGS overrides the optimisation flags (default -Os).
+"""
+import concurrent.futures
+import hashlib
+import marshal
+import modulefinder
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORK = os.path.join(HERE, "work")
+GEN = os.path.join(WORK, "gen")
+OBJ = os.path.join(WORK, "obj")
+OUT = os.path.join(HERE, "out", "crashkeep")
+PYCONF = "/usr/lib/python3.11/config-3.11-x86_64-linux-gnu"
+PYINC = "/usr/include/python3.11"
+CFLAGS = os.environ.get("CRASHKEEP_CFLAGS", "-Os").split()
+
+# Builtin (C) modules linked in. Everything CPython's startup needs, plus what
+# crashkeep and its frozen closure import. Not listed (so not linked):
+# unicodedata, pyexpat, _elementtree, the hashes, _socket, _pickle, _csv,
+# _datetime, array, cmath, _statistics, spwd, syslog, grp, xxsubtype, _symtable.
+BUILTINS = [
+    # core (no init function or always needed by the interpreter itself)
+    "marshal", "_imp", "_ast", "_tokenize", "builtins", "sys", "gc", "_warnings", "_string",
+    "posix", "errno", "_io", "_codecs", "_thread", "_signal", "_weakref", "_abc",
+    "_functools", "_operator", "_collections", "itertools", "_sre", "_stat", "time",
+    "atexit", "_tracemalloc", "faulthandler", "_locale", "pwd",
+    # used by crashkeep or the frozen closure
+    "fcntl", "zlib", "binascii", "select", "_struct", "math", "_bisect", "_heapq",
+    "_opcode", "_posixsubprocess",
+]
+# Init function names that are not PyInit_<name>.
+INIT_FUNC = {"marshal": "PyMarshal_Init", "_warnings": "_PyWarnings_Init",
+             "builtins": None, "sys": None}
+
+# Modules modulefinder sees but crashkeep never needs in the binary (Windows
+# or optional back-ends, test/debug tooling, things a static build cannot
+# load). Each entry also drops its submodules.
+EXCLUDE = [
+    # cannot work in a static build, or other platforms
+    "ctypes", "_ctypes", "tkinter", "curses", "readline", "ssl", "_ssl", "sqlite3",
+    "bz2", "lzma", "_compression", "hashlib", "_hashlib", "_winapi", "msvcrt", "winreg",
+    "_winreg", "nt", "_overlapped", "vms_lib", "java", "_osx_support", "_aix_support",
+    "_bootsubprocess", "nturl2path", "encodings.mbcs", "termios", "tty", "pty",
+    "click._winconsole", "colorama", "micropython", "deflate",
+    # optional back-ends typer/click try and do without (rich, shell detection)
+    "rich", "shellingham", "pydantic", "typer.rich_utils",
+    # tools and protocols nothing on crashkeep's paths imports: reached only
+    # from `if __name__ == "__main__"` helpers or lazily from click's pager,
+    # editor, progress bar and launch() (webbrowser, tempfile, random, glob)
+    "unittest", "doctest", "pydoc", "pdb", "bdb", "cmd", "code", "codeop", "test",
+    "lib2to3", "idlelib", "distutils", "setuptools", "pip", "ensurepip", "venv",
+    "asyncio", "multiprocessing", "concurrent", "xml", "xmlrpc", "http", "email", "html",
+    "urllib.request", "urllib.response", "urllib.error", "urllib.robotparser",
+    "socket", "logging", "zipfile", "tarfile", "gzip", "pickle", "_pickle",
+    "_compat_pickle", "decimal", "_pydecimal", "fractions", "statistics", "_strptime",
+    "calendar", "pprint", "shlex", "netrc", "getpass", "sysconfig", "_sysconfigdata",
+    "plistlib", "importlib.metadata", "importlib.resources", "importlib.readers",
+    "zipimport", "runpy", "pkgutil", "tracemalloc", "uu", "quopri", "base64",
+    "mimetypes", "py_compile", "compileall", "_pydatetime", "_pyio", "annotationlib",
+    "_frozen_importlib", "_frozen_importlib_external", "argparse", "getopt",
+    "webbrowser", "tempfile", "random", "glob", "click._termui_impl", "_py_abc",
+    "_threading_local",
+]
+# Needed although no import statement names them: the codecs Python looks up
+# by name at startup and for ASCII/Latin-1 I/O.
+ALWAYS = ["encodings", "encodings.aliases", "encodings.utf_8", "encodings.ascii",
+          "encodings.latin_1"]
+# Frozen by CPython 3.11 itself (deepfreeze): not frozen again.
+CPYTHON_FROZEN = {"_collections_abc", "_sitebuiltins", "abc", "codecs", "genericpath", "io",
+                  "os", "posixpath", "site", "stat", "zipimport", "runpy", "os.path",
+                  "importlib._bootstrap", "importlib._bootstrap_external", "ntpath",
+                  "importlib.machinery", "importlib.util"}
+
+
+def log(msg):
+    sys.stderr.write("mkbinary: %s\n" % msg)
+
+
+def sha(*parts):
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else p.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_if_changed(path, data):
+    if isinstance(data, str):
+        data = data.encode()
+    if os.path.exists(path) and read(path) == data:
+        return False
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    return True
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise SystemExit("mkbinary: failed: %s\n%s%s" % (" ".join(cmd), r.stdout, r.stderr))
+    return r
+
+
+# ---- crashkeep modules -> Cython -> objects --------------------------------
+
+def crashkeep_modules():
+    """[(dotted name, source path, is_package)] for every module to compile."""
+    pkg = os.path.join(ROOT, "crashkeep")
+    mods = []
+    for d, dirs, files in os.walk(pkg):
+        dirs[:] = sorted(x for x in dirs if not x.startswith((".", "__")) and
+                         os.path.exists(os.path.join(d, x, "__init__.py")))
+        rel = os.path.relpath(d, ROOT).split(os.sep)
+        for f in sorted(files):
+            if f.endswith(".py"):
+                stem = f[:-3]
+            elif f.endswith(".pyx") and f.startswith("_") and f[:-4].endswith("_c"):
+                stem = f[:-4]
+            else:
+                continue
+            if stem == "__main__" or not stem.replace("_", "a").isalnum():
+                continue
+            if stem == "__init__":
+                mods.append((".".join(rel), os.path.join(d, f), True))
+            else:
+                mods.append((".".join(rel + [stem]), os.path.join(d, f), False))
+    return mods
+
+
+def c_ident(name):
+    return "PyInit_ck_" + name.replace(".", "__")
+
+
+def cython_version():
+    import Cython
+    return Cython.__version__
+
+
+def cythonize_one(name, src, is_pkg):
+    c = os.path.join(GEN, name + ".c")
+    stamp = c + ".stamp"
+    key = sha(read(src), name, cython_version(), "v3")
+    if os.path.exists(c) and os.path.exists(stamp) and read(stamp).decode() == key:
+        return c, False
+    # Cython derives the qualified name from the package's __init__.py files.
+    run([sys.executable, "-m", "cython", "-3", "--fast-fail", "-X", "binding=True",
+         "-X", "embedsignature=False",
+         # annotations stay Python metadata (typer reads them), never C types
+         "-X", "annotation_typing=False", "-o", c, src], cwd=ROOT)
+    write_if_changed(stamp, key)
+    return c, True
+
+
+def compile_one(c_path, obj, defines=(), includes=()):
+    key = sha(read(c_path), " ".join(CFLAGS), " ".join(defines), "v1")
+    stamp = obj + ".stamp"
+    if os.path.exists(obj) and os.path.exists(stamp) and read(stamp).decode() == key:
+        return obj, False
+    cmd = (["gcc", "-c", "-o", obj, c_path, "-I" + PYINC] + ["-I" + i for i in includes] +
+           CFLAGS + ["-g0", "-DNDEBUG", "-fno-strict-aliasing", "-fwrapv", "-w",
+                     "-ffunction-sections", "-fdata-sections"] + list(defines))
+    run(cmd)
+    write_if_changed(stamp, key)
+    return obj, True
+
+
+# ---- frozen closure ----------------------------------------------------------
+
+def excluded(name):
+    for e in EXCLUDE:
+        if name == e or name.startswith(e + "."):
+            return True
+    return False
+
+
+def find_closure(mods):
+    """Pure-Python modules (name -> (path, is_package)) that crashkeep can import."""
+    entry = os.path.join(WORK, "closure_entry.py")
+    write_if_changed(entry, "".join("import %s\n" % n for n, _, _ in mods))
+    path = [ROOT] + [p for p in sys.path if p and os.path.isdir(p)]
+    mf = modulefinder.ModuleFinder(path=path, excludes=[e for e in EXCLUDE])
+    # modulefinder does not read .pyx: the accelerators' imports are cimports
+    # of C headers plus what their pure twins import (scanned anyway).
+    mf.run_script(entry)
+    for n in ALWAYS:
+        mf.import_hook(n)
+    out = {}
+    for name, m in mf.modules.items():
+        if name == "__main__" or name.startswith("crashkeep") or excluded(name):
+            continue
+        if name in CPYTHON_FROZEN or not m.__file__ or not m.__file__.endswith(".py"):
+            continue
+        out[name] = (m.__file__, bool(m.__path__))
+    return out
+
+
+def frozen_c(closure):
+    lines = ["#include <Python.h>", ""]
+    table = []
+    total = 0
+    for i, name in enumerate(sorted(closure)):
+        path, is_pkg = closure[name]
+        src = read(path)
+        code = compile(src, "<frozen %s>" % name, "exec", dont_inherit=True, optimize=2)
+        blob = marshal.dumps(code)
+        total += len(blob)
+        lines.append("static const unsigned char M%d[] = {%s};" % (i, ",".join(map(str, blob))))
+        table.append('    {"%s", M%d, %d, %d, NULL},' % (name, i, len(blob), int(is_pkg)))
+    # The finder for dotted builtin names, frozen too (see launcher.c).
+    lines.append("")
+    lines.append("const struct _frozen ck_frozen_table[] = {")
+    lines += table
+    lines.append("    {NULL, NULL, 0, 0, NULL}")
+    lines.append("};")
+    return "\n".join(lines) + "\n", total
+
+
+FINDER = '''
+import sys
+import _frozen_importlib as _bs
+
+_PACKAGES = %r
+
+
+class CrashkeepBuiltinFinder:
+    """Finds the builtin (inittab) modules with dotted names, and packages."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name in _PACKAGES or ("." in name and name in sys.builtin_module_names):
+            return _bs.ModuleSpec(name, _bs.BuiltinImporter, origin="built-in",
+                                  is_package=name in _PACKAGES)
+        return None
+
+
+sys.meta_path.insert(0, CrashkeepBuiltinFinder)
+'''
+
+
+def modules_c(mods):
+    lines = ["#include <Python.h>", ""]
+    for name, _, _ in mods:
+        lines.append("extern PyObject *%s(void);" % c_ident(name))
+    lines.append("")
+    lines.append("int ck_append_inittab(void) {")
+    for name, _, _ in mods:
+        lines.append('    if (PyImport_AppendInittab("%s", %s) < 0) return -1;'
+                     % (name, c_ident(name)))
+    lines.append("    return 0;")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def config_c():
+    lines = ["#include <Python.h>", ""]
+    for n in BUILTINS:
+        f = INIT_FUNC.get(n, "PyInit_" + n)
+        if f:
+            lines.append("extern PyObject *%s(void);" % f)
+    lines.append("")
+    lines.append("struct _inittab _PyImport_Inittab[] = {")
+    for n in BUILTINS:
+        f = INIT_FUNC.get(n, "PyInit_" + n)
+        lines.append('    {"%s", %s},' % (n, f or "NULL"))
+    lines.append("    {0, 0}")
+    lines.append("};")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    if sys.version_info[:2] != (3, 11):
+        raise SystemExit("mkbinary: run with the build venv made from /usr/bin/python3.11")
+    ver = "%d.%d.%d" % sys.version_info[:3]
+    for d in (GEN, OBJ, os.path.dirname(OUT)):
+        os.makedirs(d, exist_ok=True)
+    mods = crashkeep_modules()
+    pkgs = [n for n, _, is_pkg in mods if is_pkg]
+    log("%d crashkeep modules (Python %s, Cython %s)" % (len(mods), ver, cython_version()))
+
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as ex:
+        cfiles = list(ex.map(lambda m: cythonize_one(*m), mods))
+        ncy = sum(1 for _, changed in cfiles if changed)
+        jobs = []
+        for (name, _, _), (c, _) in zip(mods, cfiles):
+            last = name.split(".")[-1]
+            jobs.append((c, os.path.join(OBJ, name + ".o"),
+                         ["-DPyInit_%s=%s" % (last, c_ident(name))]))
+        closure = find_closure(mods)
+        fsrc, fsize = frozen_c(closure)
+        finder = compile(FINDER % (pkgs,), "<frozen _crashkeep_finder>", "exec", optimize=2)
+        fblob = marshal.dumps(finder)
+        fsrc = fsrc.replace(
+            "const struct _frozen ck_frozen_table[] = {",
+            "static const unsigned char FINDER[] = {%s};\n"
+            "const struct _frozen ck_frozen_table[] = {\n"
+            '    {"_crashkeep_finder", FINDER, %d, 0, NULL},'
+            % (",".join(map(str, fblob)), len(fblob)))
+        write_if_changed(os.path.join(GEN, "frozen.c"), fsrc)
+        write_if_changed(os.path.join(GEN, "modules.c"), modules_c(mods))
+        write_if_changed(os.path.join(GEN, "config.c"), config_c())
+        for n in ("frozen", "modules", "config"):
+            jobs.append((os.path.join(GEN, n + ".c"), os.path.join(OBJ, "_%s.o" % n), []))
+        jobs.append((os.path.join(HERE, "launcher.c"), os.path.join(OBJ, "_launcher.o"), []))
+        objs = list(ex.map(lambda j: compile_one(*j), jobs))
+    ncc = sum(1 for _, changed in objs if changed)
+    log("cythonized %d, compiled %d; frozen %d modules (%d KiB marshalled)"
+        % (ncy, ncc, len(closure), fsize // 1024))
+    write_if_changed(os.path.join(WORK, "frozen-modules.txt"), "\n".join(sorted(closure)) + "\n")
+    if ncc == 0 and os.path.exists(OUT):
+        log("%s is up to date" % os.path.relpath(OUT, ROOT))
+        return 0
+    tmp = OUT + ".tmp"
+    run(["gcc", "-static", "-s", "-Wl,--gc-sections", "-o", tmp] + [o for o, _ in objs] +
+        ["-L" + PYCONF, "-lpython3.11", "-lz", "-lm", "-lpthread", "-lutil", "-ldl"])
+    os.replace(tmp, OUT)
+    log("%s: %d bytes" % (os.path.relpath(OUT, ROOT), os.path.getsize(OUT)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
