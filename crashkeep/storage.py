@@ -82,8 +82,12 @@ def check_file(path, data):
 
 
 def read_file(path, limit=1 << 30):
+    """Whole file, sized by stat: read(n) allocates n bytes up front on both runtimes."""
+    size = os.stat(path)[6]
+    if size > limit:
+        raise DeviceError("'%s' is larger than %d bytes" % (path, limit))
     with open(path, "rb") as f:
-        return f.read(limit)
+        return f.read(size + 1)
 
 
 def makedirs(path):
