@@ -133,6 +133,46 @@ def test_panic_with_phram_record_salvaged_once(testbed):
     assert "pstore-left=0" in b2 and "mark-count=1" in b2, b2
 
 
+def ckoops_module(testbed):
+    """tests/fixtures/ramoops/ckoops.ko (a NULL write at init), built once against the
+    Debian headers of the test kernel by the fixture generator's own recipe."""
+    import sys
+    import harness
+    sys.path.insert(0, os.path.join(harness.ROOT, "tests", "fixtures", "ramoops"))
+    try:
+        import generate
+    finally:
+        sys.path.pop(0)
+    work = os.path.join(harness.CACHE, "ckoops-" + testbed.kernel_version)
+    with harness._Lock("ckoops"):
+        return generate.oops_module(work, testbed.kernel_version)
+
+
+def test_oops_then_panic_two_records(testbed):
+    ko = open(ckoops_module(testbed), "rb").read()
+    disk = testbed.make_disk("16M", "ext4")
+    mark = marker()
+    run = testbed.run([
+        """
+        crashkeep boot
+        echo "{mark}" > /dev/kmsg
+        echo 1 > /proc/sys/kernel/panic_on_oops
+        insmod /lib/ck/ckoops.ko
+        sleep 5
+        """.replace("{mark}", mark),
+        "crashkeep boot; echo boot-rc=$?"], disk=disk, files={"lib/ck/ckoops.ko": ko})
+    b2 = run.boot_logs[1]
+    assert "boot-rc=0" in b2 and "salvaged 2 record(s)" in summary(b2), b2
+    assert "after panic" in summary(b2)
+    names = bundles(run)
+    assert len(names) == 1 and names[0].endswith("-panic"), names
+    meta, files = bundle_files(run, names[0])
+    heads = sorted(d.split(b"\n", 1)[0] for n, d in files.items() if n.startswith("dmesg"))
+    assert heads == [b"Oops#1 Part1", b"Panic#2 Part1"], heads
+    assert all(mark.encode() in d for n, d in files.items() if n.startswith("dmesg"))
+    assert sorted(f.get("reason") for f in meta["files"]) == ["Oops", "Panic"]
+
+
 CUT_STEPS = ["state", "staged", "committed", "ledger", "cleared"]
 
 
