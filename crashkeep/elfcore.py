@@ -159,17 +159,24 @@ class Stream:
         self.eof = False
 
     def read_exact(self, n, what="data"):
-        out = bytearray(n)
-        mv = memoryview(out)
+        # grow piece by piece: a lying header must not make us allocate before bytes arrive
+        parts = []
         got = 0
         while got < n:
-            k = self.f.readinto(mv[got:])
-            if not k:
-                self.eof = True
-                raise FormatError("truncated core: %s ends at byte %d" % (what, self.pos + got))
-            got += k
+            piece = bytearray(min(n - got, 1 << 20))
+            mv = memoryview(piece)
+            have = 0
+            while have < len(piece):
+                k = self.f.readinto(mv[have:])
+                if not k:
+                    self.eof = True
+                    raise FormatError("truncated core: %s ends at byte %d"
+                                      % (what, self.pos + got + have))
+                have += k
+            parts.append(piece)
+            got += have
         self.pos += n
-        return bytes(out)
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
     def skip_to(self, off):
         if off < self.pos:
@@ -433,7 +440,7 @@ def read_core(f, seekable=False, planner=plan):
     want_ent = 56 if cls == 64 else 32
     if e_phnum == PN_XNUM:
         raise FormatError("core has more than 65534 segments (PN_XNUM), not supported")
-    if e_phnum == 0 or e_phentsize < want_ent:
+    if e_phnum == 0 or e_phentsize < want_ent or e_phentsize > 4 * want_ent:
         raise FormatError("core has %d program headers of %d bytes" % (e_phnum, e_phentsize))
     if e_phnum > limits.CORE_SEGMENTS_MAX:
         raise FormatError("core has %d segments (limit %d)" % (e_phnum, limits.CORE_SEGMENTS_MAX))

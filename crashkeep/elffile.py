@@ -65,10 +65,16 @@ class ElfFile:
         self.f = None
         self.data = None
         if isinstance(src, str):
+            import os
+            # paths may come from a core's NT_FILE note: never open a FIFO or a device
+            if (os.stat(src)[0] & 0o170000) != 0o100000:
+                raise FormatError("%s: not a regular file" % src)
             self.f = open(src, "rb")
+            self.size = os.stat(src)[6]
             self.name = name or src
         else:
             self.data = src
+            self.size = len(src)
             self.name = name or "<memory>"
         try:
             self._parse()
@@ -84,6 +90,10 @@ class ElfFile:
     def pread(self, off, n):
         if self.data is not None:
             return bytes(self.data[off:off + n])
+        # sizes come from the file's own headers: never ask for more than it holds
+        n = min(n, self.size - off)
+        if n <= 0 or off < 0:
+            return b""
         self.f.seek(off)
         return self.f.read(n)
 
@@ -102,12 +112,12 @@ class ElfFile:
             e_shoff = struct.unpack_from(e + "I", h, 32)[0]
             e_shentsize, e_shnum, e_shstrndx = struct.unpack_from(e + "HHH", h, 46)
         self.segments = []
-        if e_phnum and e_phentsize >= (56 if cls == 64 else 32):
+        if e_phnum and (56 if cls == 64 else 32) <= e_phentsize <= 256:
             ph = self.pread(e_phoff, e_phentsize * e_phnum)
             for i in range(min(e_phnum, len(ph) // e_phentsize)):
                 self.segments.append(parse_phdr(cls, e, ph, i * e_phentsize))
         self.sections = []
-        if e_shoff and e_shnum and e_shentsize >= (64 if cls == 64 else 40):
+        if e_shoff and e_shnum and (64 if cls == 64 else 40) <= e_shentsize <= 256:
             if e_shnum > limits.ELF_SECTIONS_MAX:
                 raise FormatError("%s: %d sections (limit %d)" % (self.name, e_shnum,
                                                                  limits.ELF_SECTIONS_MAX))

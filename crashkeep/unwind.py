@@ -214,7 +214,11 @@ class EhFrame:
         off, addr, size = self.eh
         size = min(size, limits.ELF_EH_FRAME_MAX)
         pos = 0
+        n = 0
         while pos + 8 <= size:
+            n += 1
+            if n > limits.CFI_SCAN_ENTRIES_MAX:
+                return None
             length = struct.unpack(self.e + "I", self.elf.pread(off + pos, 4) or b"\0\0\0\0")[0]
             if length == 0:
                 break

@@ -1,0 +1,16 @@
+"""A brief run of the core fuzzer in CI (the long run is done by hand: see tests/fuzz/fuzz_core.py)."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_core_fuzzer_brief(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "fuzz", "fuzz_core.py"),
+                        "-runs=3000", "-seed=1", str(corpus)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Done 3000 runs" in r.stderr
