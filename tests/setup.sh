@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="qemu-system-x86 busybox-static cpio e2fsprogs mtools gdb hyperfine
-  python3.11-dev zlib1g-dev libexpat1-dev gcc make file libc6-dbg"
+  python3.11-dev python3.11-venv zlib1g-dev libexpat1-dev gcc make file libc6-dbg"
 
 missing=""
 for p in $APT_PACKAGES; do
@@ -22,3 +22,5 @@ $PY -m pip install -q --disable-pip-version-check -e '.[test]'
 # The accelerators, compiled in place so the source tree tests both twins.
 $PY -m pip install -q --disable-pip-version-check 'Cython>=3.0,<3.3'
 $PY setup.py -q build_ext --inplace
+# The static binary (build/out/crashkeep) that the e2e tests boot with; incremental.
+make -s -C build
