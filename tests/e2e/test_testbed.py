@@ -178,3 +178,22 @@ def test_ram_file_and_kill_on(testbed):
         """], ram_file=ram)
     assert not run2.killed
     assert run2.files["back"] == b"POKED" + blob[5:]
+
+
+def test_binary_runs_in_initramfs(testbed):
+    """The static binary in a bare BusyBox initramfs (no Python, no libraries)."""
+    assert testbed.binary, "build/out/crashkeep was not built"
+    run = testbed.run(["""
+        ls /usr/lib /lib 2>&1 | emit ls -
+        crashkeep --version > /tmp/v 2>&1; echo "rc=$?" >> /tmp/v; emit version /tmp/v
+        crashkeep board show /etc/crashkeep/board.conf > /tmp/s 2>&1; echo "rc=$?" >> /tmp/s
+        emit show /tmp/s
+        crashkeep boot --help > /tmp/h 2>&1; echo "rc=$?" >> /tmp/h; emit boot_help /tmp/h
+        """])
+    assert run.rcs == [0], run.console
+    assert b"python" not in run.files["ls"]
+    from crashkeep import __version__
+    assert run.files["version"] == b"crashkeep %s\nrc=0\n" % __version__.encode()
+    assert run.files["show"] == (host_crashkeep("board", "show", harness.BOARD).encode()
+                                 + b"rc=0\n")
+    assert run.files["boot_help"] == host_crashkeep("boot", "--help").encode() + b"rc=0\n"

@@ -1,0 +1,121 @@
+"""The static binary (make -C build -> build/out/crashkeep): a static ELF that
+runs in an empty chroot and behaves like `python -m crashkeep` from the tree.
+
+The build is incremental; the first one in a fresh clone takes a few minutes.
+"""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402
+
+from crashkeep import __version__, commands  # noqa: E402
+
+BOARD = os.path.join(ROOT, "board-configs", "qemu-x86_64.conf")
+
+
+@pytest.fixture(scope="module")
+def binary():
+    return harness.build_binary(required=True)
+
+
+@pytest.fixture(scope="module")
+def chroot(binary, tmp_path_factory):
+    """An empty directory holding only the binary (and a board config to read)."""
+    d = str(tmp_path_factory.mktemp("chroot"))
+    shutil.copy(binary, os.path.join(d, "crashkeep"))
+    shutil.copy(BOARD, os.path.join(d, "board.conf"))
+    return d
+
+
+def in_chroot(root, *args):
+    # chroot(2) needs root; an unprivileged user gets it in a user namespace.
+    ch = shutil.which("chroot") or "/usr/sbin/chroot"
+    pre = [ch, root] if os.geteuid() == 0 else [shutil.which("unshare"), "-r", ch, root]
+    return subprocess.run(pre + ["/crashkeep", *args], capture_output=True, text=True,
+                          env={"PATH": "/nonexistent", "PYTHONPATH": "/usr/lib/python3.11",
+                               "PYTHONHOME": "/usr"})
+
+
+def host(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "crashkeep", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT)
+
+
+def elf_program_header_types(path):
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)
+    assert data[:4] == b"\x7fELF" and data[4] == 2          # ELFCLASS64
+    e_machine = struct.unpack_from("<H", data, 18)[0]
+    e_phoff, = struct.unpack_from("<Q", data, 32)
+    e_phentsize, e_phnum = struct.unpack_from("<HH", data, 54)
+    types = [struct.unpack_from("<I", data, e_phoff + i * e_phentsize)[0]
+             for i in range(e_phnum)]
+    return e_machine, types
+
+
+def test_static_elf(binary):
+    out = subprocess.run(["file", "-L", binary], capture_output=True, text=True).stdout
+    assert "statically linked" in out, out
+    assert "x86-64" in out
+    machine, types = elf_program_header_types(binary)
+    assert machine == 62                  # EM_X86_64
+    assert 3 not in types                 # no PT_INTERP: no dynamic loader
+    assert 2 not in types                 # no PT_DYNAMIC
+
+
+def test_version_in_empty_chroot(chroot):
+    r = in_chroot(chroot, "--version")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "crashkeep %s\n" % __version__, "")
+    assert sorted(os.listdir(chroot)) == ["board.conf", "crashkeep"]   # wrote nothing
+
+
+@pytest.mark.parametrize("args", [
+    ["board", "show", "/board.conf"],            # typer path
+    ["board", "show", "--json", "/board.conf"],
+    ["board", "check", "/board.conf"],
+    ["board", "modules", "/board.conf"],
+    ["--help"],
+    ["boot", "--help"],                          # fast path
+    ["board", "show", "/missing.conf"],          # an error: one line, exit code
+    ["no-such-command"],
+])
+def test_same_as_python_in_empty_chroot(chroot, args):
+    r = in_chroot(chroot, *args)
+    # The host reads the same file under its own path.
+    hargs = [os.path.join(chroot, a[1:]) if a.startswith("/") else a for a in args]
+    h = host(*hargs)
+    assert r.returncode == h.returncode, (r.stderr, h.stderr)
+    assert r.stdout == h.stdout.replace(chroot, "")
+    assert r.stderr == h.stderr.replace(chroot, "")
+    if r.returncode == 0:
+        assert r.stdout
+
+
+def test_every_command_help_in_empty_chroot(chroot):
+    """Every command's help, both entries: the frozen closure is complete."""
+    for cmd in commands.all_commands():
+        words = list(cmd.path)
+        r = in_chroot(chroot, *words, "--help")
+        h = host(*words, "--help")
+        assert (r.returncode, r.stderr) == (0, ""), (words, r.stderr[-2000:])
+        assert r.stdout == h.stdout, words
+
+
+def test_ignores_python_environment(binary, tmp_path):
+    """Isolated: PYTHON* variables and the current directory change nothing."""
+    (tmp_path / "crashkeep").mkdir()
+    (tmp_path / "crashkeep" / "__init__.py").write_text("raise SystemExit('shadowed')\n")
+    (tmp_path / "sitecustomize.py").write_text("raise SystemExit('site ran')\n")
+    env = {"PYTHONPATH": str(tmp_path), "PYTHONSTARTUP": str(tmp_path / "x"),
+           "PYTHONWARNINGS": "error", "PATH": os.environ.get("PATH", "")}
+    r = subprocess.run([binary, "--version"], capture_output=True, text=True, env=env,
+                       cwd=str(tmp_path))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "crashkeep %s\n" % __version__, "")
