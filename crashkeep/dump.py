@@ -194,7 +194,13 @@ def dump_raw(opts):
         from crashkeep import boardconf
         board = boardconf.load(opts.board or keeparea.DEFAULT_BOARD)
     path = mtd.resolve(keeparea.device_for(board, opts.device))
-    blockcopy.copy(path, opts.out or "-")
+    progress = None
+    if opts.out and opts.out != "-":
+        from crashkeep.copycmd import tty_progress
+        from crashkeep._compat import exists
+        import os
+        progress = tty_progress(os.stat(path)[6] if exists(path) else None)
+    blockcopy.copy(path, opts.out or "-", progress=progress)
     return 0
 
 

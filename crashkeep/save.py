@@ -7,7 +7,7 @@ the area, two writes.
 import os
 
 from crashkeep.cmdspec import Command, Param
-from crashkeep.errors import ConfigError, DeviceError
+from crashkeep.errors import ConfigError
 
 BOARD_PARAMS = [
     Param("board", help="board config [default: /etc/crashkeep/board.conf]",
@@ -24,15 +24,31 @@ def _abspath(path):
 
 
 def read_tail(path, limit):
-    """(last `limit` bytes of path or stdin '-', size of the whole source)."""
+    """(last `limit` bytes of path or stdin '-', size of the whole source).
+
+    Regular files are read from `size - limit`; pipes, /proc files (size 0)
+    and character devices are read to the end through a `limit`-byte ring.
+    """
     from crashkeep._compat import strerror
-    if path == "-":
-        import sys
-        from crashkeep.blockcopy import tail_stream
-        return tail_stream(getattr(sys.stdin, "buffer", sys.stdin), limit)
+    import sys
+    from crashkeep.errors import DeviceError
     try:
+        if path == "-":
+            f = getattr(sys.stdin, "buffer", sys.stdin)
+            return _stream_tail(f, limit)
         with open(path, "rb", buffering=0) as f:
-            size = f.seek(0, 2)
+            size = 0
+            if (os.stat(path)[0] & 0o170000) == 0o100000:
+                try:
+                    size = f.seek(0, 2)
+                except OSError:
+                    size = 0        # procfs: regular, size 0, no SEEK_END
+            if size == 0:
+                try:
+                    f.seek(0)
+                except OSError:
+                    pass            # a fifo or tty: nothing was read yet anyway
+                return _stream_tail(f, limit)
             start = size - limit if size > limit else 0
             f.seek(start)
             buf = bytearray(size - start)
@@ -46,6 +62,11 @@ def read_tail(path, limit):
     except OSError as e:
         raise DeviceError("Failed to read '%s': %s" % (path, strerror(e)))
     return (buf if got == len(buf) else buf[:got]), size
+
+
+def _stream_tail(f, limit):
+    from crashkeep.blockcopy import tail_stream
+    return tail_stream(f, limit)
 
 
 def save_once(area, opts, flags=0):

@@ -186,3 +186,15 @@ def test_copy_command(tmp_path, log):
     assert out.read_bytes() == bytes(10) + open(log, "rb").read()[-1000:]
     r = ck("copy", log, str(out), "--tail", "5", "--skip", "3", check=False)
     assert r.returncode == 2
+
+
+def test_save_proc_file_and_empty_file(area, tmp_path):
+    ck("save", "/proc/self/status", "--name", "status", "--device", area)
+    got = ck("dump", "status", "--device", area).stdout
+    assert got.startswith(b"Name:") and b"VmRSS" in got
+    (tmp_path / "empty").write_bytes(b"")
+    ck("save", str(tmp_path / "empty"), "--name", "empty", "--device", area)
+    assert ck("dump", "empty", "--device", area).stdout == b""
+    ck("save", "/proc/self/status", "--name", "small", "--max-bytes", "10", "--device", area)
+    small = ck("dump", "small", "--device", area).stdout
+    assert len(small) == 10 and small.endswith(b"\n")
