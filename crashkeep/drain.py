@@ -16,4 +16,11 @@ else:
         from crashkeep import _drain_py as _impl
 
 IMPL = _impl.IMPL
-drain = _impl.drain
+LIMIT_MAX = 1 << 62     # offsets from a core header reach 2**64; no stream is that long
+
+
+def drain(f, mv, limit=-1):
+    """Read and drop up to `limit` bytes of f (to EOF when limit < 0); returns the count."""
+    if limit > LIMIT_MAX:
+        limit = LIMIT_MAX
+    return _impl.drain(f, mv, limit)

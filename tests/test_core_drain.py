@@ -56,3 +56,12 @@ def test_buffered_reader_keeps_its_buffered_bytes(impl):
     assert impl.drain(b, mv) == len(data) - 5013
     t.join()
     b.close()
+
+
+def test_dispatcher_takes_offsets_beyond_64_bits():
+    """A core header may put a segment at 2**64 - 1: the drain stops at EOF (fuzzer find)."""
+    from crashkeep import drain
+    f, t = feed(b"x" * 1000)
+    assert drain.drain(f, memoryview(bytearray(256)), (1 << 64) - 1) == 1000
+    t.join()
+    f.close()

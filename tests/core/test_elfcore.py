@@ -278,3 +278,10 @@ def test_too_many_threads_are_cut_at_the_limit():
     c = elfcore.read_core(Pipe(make_core(threads, [])))
     assert len(c.threads) == limits.CORE_THREADS_MAX
     assert c.threads[0].tid == 1000
+
+
+def test_segment_offset_at_the_end_of_64_bits():
+    """Fuzzer find: a PT_NOTE at offset 2**64 - 1 is a truncated core, not an overflow."""
+    data = bytearray(sample())
+    struct.pack_into("<Q", data, 64 + 8, (1 << 64) - 1)
+    raises(FormatError, elfcore.read_core, Pipe(bytes(data)))
