@@ -73,11 +73,20 @@ def list_records(root=DEFAULT_ROOT):
 def read(rec, limit=RECORD_BYTES_MAX):
     """The bytes of one record (an Entry or a path)."""
     path = rec.path if isinstance(rec, Entry) else rec
+    parts = []
+    total = 0
     try:
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            # chunks: MicroPython's read(n) allocates n bytes up front
+            while total <= limit:
+                chunk = f.read(65536)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                total += len(chunk)
     except OSError as e:
         raise DeviceError("Failed to read '%s': %s" % (path, strerror(e)))
+    data = b"".join(parts)
     if len(data) > limit:
         raise DeviceError("Failed to read '%s': larger than %d bytes" % (path, limit))
     return data
