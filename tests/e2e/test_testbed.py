@@ -189,7 +189,10 @@ def test_binary_runs_in_initramfs(testbed):
         crashkeep board show /etc/crashkeep/board.conf > /tmp/s 2>&1; echo "rc=$?" >> /tmp/s
         emit show /tmp/s
         crashkeep boot --help > /tmp/h 2>&1; echo "rc=$?" >> /tmp/h; emit boot_help /tmp/h
-        """])
+        set -eu
+        . /etc/crashkeep/crashkeep-hook.sh
+        echo "HOOK-DONE"
+        """], disk=testbed.make_disk())
     assert run.rcs == [0], run.console
     assert b"python" not in run.files["ls"]
     from crashkeep import __version__
@@ -197,3 +200,5 @@ def test_binary_runs_in_initramfs(testbed):
     assert run.files["show"] == (host_crashkeep("board", "show", harness.BOARD).encode()
                                  + b"rc=0\n")
     assert run.files["boot_help"] == host_crashkeep("boot", "--help").encode() + b"rc=0\n"
+    # The init hook with the real binary: whatever `boot` did, the boot went on.
+    assert "\nHOOK-DONE\n" in run.boot_logs[0]
