@@ -9,39 +9,6 @@ import os
 
 from _util import tmpdir, write, read, raises
 from crashkeep import boardconf, salvage, storage, keeparea, bootstate
-import sys
-
-try:
-    from crashkeep import pstore  # noqa: F401  (engineer B's pstore fs interface)
-except ImportError:
-    # Until crashkeep/pstore.py lands: the same four calls on a plain directory.
-    class _Rec:
-        def __init__(self, root, name):
-            self.name = name
-            self.path = root + "/" + name
-            st = os.stat(self.path)
-            self.size = st[6]
-            self.mtime = st[8]
-
-    class _Pstore:
-        @staticmethod
-        def list_records(root="/sys/fs/pstore"):
-            return [_Rec(root, n) for n in sorted(os.listdir(root))]
-
-        @staticmethod
-        def read(rec):
-            return read(rec.path)
-
-        @staticmethod
-        def unlink(rec):
-            os.remove(rec.path)
-
-        @staticmethod
-        def ensure_mounted(root="/sys/fs/pstore"):
-            return False
-    import crashkeep
-    crashkeep.pstore = _Pstore
-    sys.modules["crashkeep.pstore"] = _Pstore
 
 BOOT_IDS = ["11111111-2222-3333-4444-%012d" % i for i in range(1, 200)]
 

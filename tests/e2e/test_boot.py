@@ -188,7 +188,7 @@ def test_power_cut_during_salvage(testbed, step):
         echo "kept across a cut $$" > /tmp/k.txt
         crashkeep save /tmp/k.txt --name cutlog
         """),
-        "%s crashkeep boot; echo boot-rc=$?" % STEP_ENV,
+        "%s crashkeep boot --timeout 120; echo boot-rc=$?" % STEP_ENV,
     ], disk=disk, ram_file=ram, kill_on="crashkeep-step: %s" % step)
     assert run1.killed, run1.console[-3000:]
     run2 = testbed.run(["""
