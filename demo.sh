@@ -39,8 +39,8 @@ run = tb.run([
     panic_now
     """,
     r"""
-    echo '$ crashkeep boot'
-    crashkeep boot
+    echo '$ . /etc/crashkeep/crashkeep-hook.sh    # what the initramfs runs: crashkeep boot'
+    . /etc/crashkeep/crashkeep-hook.sh
     echo '$ crashkeep list'
     crashkeep list
     echo '$ crashkeep show 1'
