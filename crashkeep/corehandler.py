@@ -464,10 +464,15 @@ def pattern_for(opts):
     exe = opts.exe
     if exe:
         words = [exe]
-    elif getattr(sys, "frozen", False) or basename(sys.executable or "").startswith("crashkeep"):
-        words = [sys.executable]
-    else:
+    elif sys.executable and basename(sys.executable).startswith("python"):
         words = [sys.executable, "-m", "crashkeep"]
+    else:
+        # the static binary: its sys.executable is empty, /proc/self/exe names it
+        try:
+            import os
+            words = [os.readlink("/proc/self/exe")]
+        except (OSError, AttributeError, ImportError):
+            words = ["/bin/crashkeep"]
     words.append("core")
     if opts.board:
         words += ["--board", opts.board]
