@@ -1,0 +1,16 @@
+"""A brief run of the ramoops/RS fuzzer in CI (the long run is by hand:
+python3 tests/fuzz/fuzz_ramoops.py -runs=1000000)."""
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_ramoops_fuzzer_brief(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    r = subprocess.run([sys.executable, os.path.join(HERE, "fuzz_ramoops.py"), "-runs=3000",
+                        "-seed=1", str(corpus)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Done 3000 runs" in r.stderr
