@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Benchmark the static binary against the obvious alternatives, in one run.
+
+  python3 build/bench.py [--binary build/out/crashkeep] [--runs 200]
+
+Prints a table: size stripped and gzip -9; start-up time (hyperfine, no
+shell) of `crashkeep --version`, the boot dispatch path (`crashkeep boot
+--help`: plain-argv dispatch + importing the salvage module, no typer) and a
+typer command (`board show`); peak RSS (ru_maxrss from wait4, median of 9
+runs, GNU time) -- each beside `python3.11 -I -S -c pass` and `busybox true`, with
+ratios. The binary is built first (make -C build) when missing.
+Needs the Debian packages hyperfine and time (tests/setup.sh installs both).
+Targets (issue 3): <= 6 MB stripped, <= 2.5 MB gzip, --version within 1.5x
+of python3.11 -I -S, boot-path peak RSS <= 10 MB.
+"""
+import argparse
+import gzip
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PY = "/usr/bin/python3.11"
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+BOARD = os.path.join(ROOT, "board-configs", "qemu-x86_64.conf")
+GNU_TIME = "/usr/bin/time"      # Debian package "time"
+
+
+def stripped_size(path):
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "x")
+        shutil.copy(path, p)
+        subprocess.run(["strip", p], check=True, capture_output=True)
+        with open(p, "rb") as f:
+            data = f.read()
+    return len(data), len(gzip.compress(data, 9))
+
+
+def hyperfine(cmds, runs):
+    """{name: mean seconds} for [(name, argv)], measured in one hyperfine run."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        argv = ["hyperfine", "-N", "--warmup", "20", "--runs", str(runs), "--style", "none",
+                "--export-json", out.name]
+        for name, cmd in cmds:
+            argv += ["-n", name, " ".join(cmd)]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+        res = json.load(open(out.name))["results"]
+    return {r["command"]: (r["mean"], r["stddev"] or 0.0) for r in res}
+
+
+def peak_rss_kib(cmd, n=9):
+    """Median peak RSS (KiB) of n runs, measured by GNU time (wait4's ru_maxrss).
+
+    Not measured from this process: a child forked from Python starts with
+    Python's RSS as its high-water mark, and that survives exec.
+    """
+    vals = []
+    for _ in range(n):
+        r = subprocess.run([GNU_TIME, "-f", "%M", "--"] + cmd, cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise SystemExit("bench: %s failed: %s" % (" ".join(cmd), r.stderr))
+        vals.append(int(r.stderr.strip().splitlines()[-1]))
+    return statistics.median(vals)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--binary", default=os.path.join(HERE, "out", "crashkeep"))
+    ap.add_argument("--runs", type=int, default=200)
+    a = ap.parse_args()
+    if not os.path.exists(a.binary):
+        subprocess.run(["make", "-s", "-C", HERE], check=True)
+    ck = os.path.abspath(a.binary)
+    board = os.path.relpath(BOARD, ROOT)
+    cmds = [
+        ("ck --version", [ck, "--version"]),
+        ("ck boot --help", [ck, "boot", "--help"]),
+        ("ck board show", [ck, "board", "show", board]),
+        ("python3.11 -I -S -c pass", [PY, "-I", "-S", "-c", "pass"]),
+        ("busybox true", [BUSYBOX, "true"]),
+    ]
+    t = hyperfine(cmds, a.runs)
+    rss = {name: peak_rss_kib(cmd) for name, cmd in cmds}
+    size, gz = stripped_size(ck)
+    bsize, bgz = stripped_size(BUSYBOX)
+    psize, pgz = stripped_size(PY)
+    py_t, bb_t = t["python3.11 -I -S -c pass"][0], t["busybox true"][0]
+    py_r, bb_r = rss["python3.11 -I -S -c pass"], rss["busybox true"]
+
+    rows = []
+    mb = 1e6
+    rows.append(("size stripped (MB)", "%.2f" % (size / mb), "%.2f*" % (psize / mb),
+                 "%.2f" % (bsize / mb), "%.2fx" % (size / psize), "%.2fx" % (size / bsize)))
+    rows.append(("size gzip -9 (MB)", "%.2f" % (gz / mb), "%.2f*" % (pgz / mb),
+                 "%.2f" % (bgz / mb), "%.2fx" % (gz / pgz), "%.2fx" % (gz / bgz)))
+    for name in ("ck --version", "ck boot --help", "ck board show"):
+        m, sd = t[name]
+        rows.append(("%s (ms)" % name, "%.2f ±%.2f" % (m * 1e3, sd * 1e3),
+                     "%.2f" % (py_t * 1e3), "%.2f" % (bb_t * 1e3),
+                     "%.2fx" % (m / py_t), "%.1fx" % (m / bb_t)))
+    for name in ("ck --version", "ck boot --help", "ck board show"):
+        rows.append(("%s peak RSS (MB)" % name, "%.1f" % (rss[name] / 1024),
+                     "%.1f" % (py_r / 1024), "%.1f" % (bb_r / 1024),
+                     "%.2fx" % (rss[name] / py_r), "%.1fx" % (rss[name] / bb_r)))
+    head = ("metric", "crashkeep", "python3.11 -I -S", "busybox true", "vs python", "vs busybox")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
+    print(line(head))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+    print("* python3.11 size: the interpreter executable alone (it also needs libc, libm, "
+          "libz, libexpat and its stdlib on disk).")
+    print("targets: <= 6 MB stripped, <= 2.5 MB gzip, --version <= 1.5x python3.11 -I -S, "
+          "boot path peak RSS <= 10 MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
