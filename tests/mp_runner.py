@@ -6,6 +6,7 @@ which has no unittest, or under CPython as a cross-check.
 Each test module's plain `test_*` functions are called in order; a failure is
 reported with its exception and the run exits non-zero.
 """
+import gc
 import os
 import sys
 
@@ -29,6 +30,7 @@ def main(argv):
         tests = sorted(n for n in dir(mod) if n.startswith("test_"))
         for t in tests:
             fn = getattr(mod, t)
+            gc.collect()    # a 2 MiB heap: leave each test an unfragmented one
             try:
                 fn()
                 passed += 1
