@@ -108,7 +108,11 @@ def read_source(opts):
         p = params_from(opts, None if size is None else max(0, size - offset))
         if is_mem:
             offset = p.mem_address if opts.offset is None else opts.offset
-        data = _read_at(f, path, offset, p.mem_size)
+        want = p.mem_size
+        if size is not None:
+            # never allocate past what the file holds (a wrong --mem-size)
+            want = max(0, min(want, size - offset))
+        data = _read_at(f, path, offset, want)
     finally:
         f.close()
     if not data:
