@@ -494,20 +494,219 @@ def inflate_record(payload, limit, wbits=15):
     bytes; a stream short by its last bits may be finished by one zero byte
     (the kernel's zlib work-around). None when the kernel would fail.
 
-    On MicroPython, DeflateIO does not reject a distance beyond the window,
-    so a corrupt stream the kernel refuses may inflate to garbage there."""
-    from crashkeep._compat import raw_inflate
+    Without zlib (MicroPython) the pure inflater below is used: DeflateIO
+    does not refuse a distance reaching before the first output byte, which
+    the kernel's zlib does."""
     if limit > RECORD_INFLATED_MAX:
         limit = RECORD_INFLATED_MAX
     payload = bytes(payload)
+    try:
+        import zlib
+        inflate = None if hasattr(zlib, "decompressobj") else inflate_raw
+    except ImportError:
+        inflate = inflate_raw
+    if inflate is None:
+        from crashkeep._compat import raw_inflate
+
+        def inflate(data, lim):
+            return raw_inflate(data, lim, wbits)
     for extra in (b"", b"\x00"):
         try:
-            out = raw_inflate(payload + extra, limit + 1, wbits)
+            out = inflate(payload + extra, limit + 1)
         except (ValueError, MemoryError, OSError, EOFError):
-            # MicroPython's DeflateIO raises EOFError on a cut stream
             continue
         return out if len(out) <= limit else None
     return None
+
+
+# --- raw DEFLATE (RFC 1951), refusing what zlib's inflate refuses
+
+_LEN_BASE = (3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83,
+             99, 115, 131, 163, 195, 227, 258)
+_LEN_EXTRA = (0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5,
+              5, 5, 0)
+_DIST_BASE = (1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769,
+              1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577)
+_DIST_EXTRA = (0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11,
+               11, 12, 12, 13, 13)
+_CL_ORDER = (16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15)
+
+
+class _Bits:
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0          # next byte
+        self.buf = 0
+        self.cnt = 0
+
+    def need(self, n):
+        while self.cnt < n:
+            if self.pos >= len(self.data):
+                raise ValueError("truncated deflate stream")
+            self.buf |= self.data[self.pos] << self.cnt
+            self.pos += 1
+            self.cnt += 8
+        v = self.buf & ((1 << n) - 1)
+        self.buf >>= n
+        self.cnt -= n
+        return v
+
+
+def _huffman(lengths, kind):
+    """(counts, symbols) of a canonical code; ValueError where zlib's
+    inflate_table refuses it (over-subscribed, or incomplete unless it is a
+    single one-bit literal/distance code)."""
+    counts = [0] * 16
+    for n in lengths:
+        counts[n] += 1
+    left = 1
+    for n in range(1, 16):
+        left = (left << 1) - counts[n]
+        if left < 0:
+            raise ValueError("over-subscribed %s code" % kind)
+    used = len(lengths) - counts[0]
+    if left > 0 and (kind == "code-length" or not (used == 1 and counts[1] == 1)):
+        raise ValueError("incomplete %s code" % kind)
+    offs = [0] * 16
+    for n in range(1, 15):
+        offs[n + 1] = offs[n] + counts[n]
+    symbols = [0] * len(lengths)
+    for sym in range(len(lengths)):
+        if lengths[sym]:
+            symbols[offs[lengths[sym]]] = sym
+            offs[lengths[sym]] += 1
+    counts[0] = 0
+    return counts, symbols
+
+
+def _decode(bits, table):
+    counts, symbols = table
+    code = first = index = 0
+    for n in range(1, 16):
+        code |= bits.need(1)
+        c = counts[n]
+        if code - first < c:
+            return symbols[index + code - first]
+        index += c
+        first = (first + c) << 1
+        code <<= 1
+    raise ValueError("invalid code")
+
+
+_FIXED = []
+
+
+def _fixed_tables():
+    if not _FIXED:
+        lens = [8] * 144 + [9] * 112 + [7] * 24 + [8] * 8
+        _FIXED.append(_huffman_fixed(lens))
+        _FIXED.append(_huffman_fixed([5] * 30))
+    return _FIXED[0], _FIXED[1]
+
+
+def _huffman_fixed(lengths):
+    # the fixed codes are complete or (distance: 30 of 32) known-incomplete
+    counts = [0] * 16
+    for n in lengths:
+        counts[n] += 1
+    offs = [0] * 16
+    for n in range(1, 15):
+        offs[n + 1] = offs[n] + counts[n]
+    symbols = [0] * len(lengths)
+    for sym in range(len(lengths)):
+        symbols[offs[lengths[sym]]] = sym
+        offs[lengths[sym]] += 1
+    counts[0] = 0
+    return counts, symbols
+
+
+def _dynamic_tables(bits):
+    nlen = bits.need(5) + 257
+    ndist = bits.need(5) + 1
+    ncode = bits.need(4) + 4
+    if nlen > 286 or ndist > 30:
+        raise ValueError("too many length or distance symbols")
+    cl = [0] * 19
+    for i in range(ncode):
+        cl[_CL_ORDER[i]] = bits.need(3)
+    cltab = _huffman(cl, "code-length")
+    lengths = []
+    while len(lengths) < nlen + ndist:
+        sym = _decode(bits, cltab)
+        if sym < 16:
+            lengths.append(sym)
+            continue
+        if sym == 16:
+            if not lengths:
+                raise ValueError("invalid bit length repeat")
+            val, rep = lengths[-1], 3 + bits.need(2)
+        elif sym == 17:
+            val, rep = 0, 3 + bits.need(3)
+        else:
+            val, rep = 0, 11 + bits.need(7)
+        if len(lengths) + rep > nlen + ndist:
+            raise ValueError("invalid bit length repeat")
+        lengths.extend([val] * rep)
+    if lengths[256] == 0:
+        raise ValueError("invalid code -- missing end-of-block")
+    return _huffman(lengths[:nlen], "literal/length"), _huffman(lengths[nlen:], "distance")
+
+
+def inflate_raw(data, limit):
+    """Inflate a raw DEFLATE stream in pure Python; at most `limit` bytes come
+    out (then it stops, like a full output buffer). ValueError on a broken or
+    truncated stream. Bytes after the final block are ignored."""
+    bits = _Bits(data)
+    out = bytearray()
+    while True:
+        final = bits.need(1)
+        btype = bits.need(2)
+        if btype == 0:
+            bits.buf = bits.cnt = 0          # to a byte boundary
+            if bits.pos + 4 > len(data):
+                raise ValueError("truncated deflate stream")
+            n = data[bits.pos] | (data[bits.pos + 1] << 8)
+            nn = data[bits.pos + 2] | (data[bits.pos + 3] << 8)
+            if n != nn ^ 0xFFFF:
+                raise ValueError("invalid stored block lengths")
+            bits.pos += 4
+            if bits.pos + n > len(data):
+                raise ValueError("truncated deflate stream")
+            out += data[bits.pos:bits.pos + n]
+            bits.pos += n
+        elif btype == 3:
+            raise ValueError("invalid block type")
+        else:
+            lit, dist = _fixed_tables() if btype == 1 else _dynamic_tables(bits)
+            while True:
+                if len(out) > limit:
+                    return bytes(out[:limit])
+                sym = _decode(bits, lit)
+                if sym < 256:
+                    out.append(sym)
+                    continue
+                if sym == 256:
+                    break
+                sym -= 257
+                if sym >= 29:
+                    raise ValueError("invalid literal/length code")
+                length = _LEN_BASE[sym] + bits.need(_LEN_EXTRA[sym])
+                dsym = _decode(bits, dist)
+                if dsym >= 30:
+                    raise ValueError("invalid distance code")
+                d = _DIST_BASE[dsym] + bits.need(_DIST_EXTRA[dsym])
+                if d > len(out):
+                    raise ValueError("invalid distance too far back")
+                start = len(out) - d
+                if d >= length:
+                    out += out[start:start + length]
+                else:
+                    for i in range(length):
+                        out.append(out[start + i])
+        if len(out) > limit:
+            return bytes(out[:limit])
+        if final:
+            return bytes(out)
 
 
 def _ftrace_ts(rec, big, cpu_in_ip, recsize):
@@ -589,7 +788,10 @@ def scan(data, p, inflate=True, correct=True):
         # big_oops_buf_sz of the crypto API (6.1..6.5); 6.6+ sizes it alike
         # for the records ramoops writes (> 10000 bytes: 100/60)
         limit = zbufsize_deflate(b)
-    wbits = 11 if order == ORDER_6_1 else 15
+    # The kernel inflates in one call into one buffer, so a distance is
+    # checked against all output so far, not against the 2 KiB window of a
+    # 6.1 deflate stream: a 15-bit window is the closer model.
+    wbits = 15
     stopped = False
     for st in dmesg:
         if st.status != ST_VALID:

@@ -333,3 +333,44 @@ def test_every_byte_flip_is_clean():
             states, recs = ramoops.scan(bad, p)
             # one flipped byte is always within what RS(8) corrects
             assert "console-ramoops-0" in dict((r.name, r) for r in recs), (off, x)
+
+
+def test_pure_inflater():
+    # the inflater used where zlib is missing (MicroPython), on fixed streams
+    assert ramoops.inflate_raw(OOPS_Z, 100) == b"Oops#1 Part1\nx\n"
+    assert ramoops.inflate_raw(BIG_Z, 5000) == b"A" * 3000
+    assert ramoops.inflate_raw(BIG_Z, 10) == b"A" * 10           # stops at the limit
+    stored = b"\x01\x05\x00\xfa\xffhello"                          # final stored block
+    assert ramoops.inflate_raw(stored + b"trailing", 100) == b"hello"
+    for bad in (OOPS_Z[:-3], b"", b"\x07", b"\x01\x05\x00\xfa\xfehello", b"\x01\x05\x00\xfa\xffhel",
+                b"\x03\x02\x00",                       # distance before the first byte
+                b"\xff" * 8):
+        raises(ValueError, ramoops.inflate_raw, bad, 100)
+
+
+def test_pure_inflater_against_zlib():
+    try:
+        import zlib
+        zlib.decompressobj
+    except (ImportError, AttributeError):
+        return                   # the oracle is CPython's zlib
+    rnd = __import__("random").Random(8)
+    for t in range(200):
+        d = b"".join(rnd.choice((b"abc", b"<4>[ 1.2] hello\n", bytes([rnd.getrandbits(8)])))
+                     for _ in range(rnd.randint(0, 800)))
+        c = zlib.compressobj(rnd.choice((0, 1, 6, 9)), zlib.DEFLATED, -rnd.choice((9, 11, 15)))
+        z = bytearray(c.compress(d) + c.flush())
+        assert ramoops.inflate_raw(bytes(z), len(d) + 1) == d
+        for _ in range(rnd.randint(1, 3)):
+            z[rnd.randrange(len(z))] ^= 1 << rnd.randrange(8)
+        try:
+            o = zlib.decompressobj(-15)
+            want = o.decompress(bytes(z))
+            want = want if o.eof else None
+        except zlib.error:
+            want = None
+        try:
+            got = ramoops.inflate_raw(bytes(z), 1 << 20)
+        except ValueError:
+            got = None
+        assert got == want, t
