@@ -7,6 +7,8 @@ Input byte 0 picks the target:
   128-byte block + parity. Both twins (_rs_py, _rs_c) must agree, a block they
   call correctable must decode clean afterwards, and the count must be within
   what the code can correct.
+- inflate (64 <= byte 0 < 96): the rest is a raw DEFLATE stream; the pure
+  inflater (used where zlib is missing) must give zlib's verdict and bytes.
 - region (else): bytes 1-7 choose the ramoops parameters (sizes, ecc, CPUs,
   zone order, even rounding); the rest is the region. scan() may raise
   FormatError (and layout() ConfigError for impossible parameters), nothing
@@ -111,11 +113,32 @@ def check_rs(data):
         assert _rs_py.decode(bytearray(a), 0, n, n, nroots) == 0
 
 
+def check_inflate(data):
+    z = bytes(data)
+    try:
+        d = zlib.decompressobj(-15)
+        want = d.decompress(z, 1 << 16)
+        want = want if d.eof else None
+    except zlib.error:
+        want = None
+    try:
+        got = ramoops.inflate_raw(z, 1 << 16)
+    except ValueError:
+        got = None
+    if want is not None or got is None:
+        assert got == want, (want, got)
+    else:
+        # zlib stopped at the output limit before the end: we agree on the prefix
+        assert len(got) == 1 << 16
+
+
 def one(data):
     if not data:
         return
     if data[0] < 64:
         check_rs(data)
+    elif data[0] < 96:
+        check_inflate(data[1:])
     else:
         before = bytes(data)
         check_region(data[1:])
@@ -172,7 +195,10 @@ def seeds():
                 recs = b"".join(struct.pack("<QQQ", 0xffffffff81000000 + i, 0, (i * 3 + z.index) << 8)
                                 for i in range(6))
                 _plant(region, z, recs[3:], big=big, sig=ramoops.PERSISTENT_RAM_SIG ^ 0x0601C0)
-        out.append(b"\x80" + header_for(p) + bytes(region))
+        out.append(b"\xc0" + header_for(p) + bytes(region))
+    for lvl, w in ((6, -11), (9, -15), (1, -15), (0, -15)):
+        c = zlib.compressobj(lvl, zlib.DEFLATED, w)
+        out.append(b"\x50" + c.compress(b"Oops#1 Part1\n" + text) + c.flush())
     for nroots in (16, 8, 4):
         msg = bytes(range(100))
         out.append(bytes([1, nroots - 1, 99]) + msg + _rs_py.encode(msg, nroots))
