@@ -7,6 +7,7 @@ CONFIG_LINES_MAX = const(2000)
 ZONES_MAX = const(4096)              # ramoops zones in one region
 REGION_SIZE_MAX = const(1 << 30)     # the largest reserved region we parse in memory
 RECORD_INFLATED_MAX = const(4 << 20) # a dmesg record never inflates past this
+PSTORE_FILE_MAX = const(64 << 20)    # a /sys/fs/pstore file read into memory (crashkeep/pstore.py)
 MODULE_TREE_ENTRIES_MAX = const(200000)  # directory entries searched for a .ko
 # phram keep area (crashkeep/phramrec.py)
 KEEP_NAME_MAX = const(64)            # record name bytes
