@@ -8,9 +8,9 @@ binary, ctypes or mount(8) in the pure twin.
 """
 from crashkeep._compat import path_join, strerror, errno_of, read_text
 from crashkeep.errors import DeviceError
+from crashkeep.limits import PSTORE_FILE_MAX
 
 DEFAULT_ROOT = "/sys/fs/pstore"
-RECORD_BYTES_MAX = 64 << 20        # a pstore file is at most a zone plus its inflation
 # pstore_type_names[] (platform.c), in ramoops_pstore_read()'s order first
 KIND_ORDER = ("dmesg", "console", "pmsg", "ftrace", "mce", "rtas", "powerpc-ofw",
               "powerpc-common", "powerpc-opal")
@@ -70,7 +70,7 @@ def list_records(root=DEFAULT_ROOT):
     return out
 
 
-def read(rec, limit=RECORD_BYTES_MAX):
+def read(rec, limit=PSTORE_FILE_MAX):
     """The bytes of one record (an Entry or a path)."""
     path = rec.path if isinstance(rec, Entry) else rec
     parts = []
