@@ -110,8 +110,8 @@ def test_panic_with_phram_record_salvaged_once(testbed):
         """),
         """
         crashkeep boot; echo "boot-rc=$?"
-        ls /sys/fs/pstore | wc -l
-        crashkeep show 1 --file dmesg-ramoops-0 | grep -c "{mark}"
+        mount_pstore; echo "pstore-left=$(ls /sys/fs/pstore | wc -l)"
+        echo "mark-count=$(crashkeep show 1 --file dmesg-ramoops-0 | grep -c "{mark}")"
         """.replace("{mark}", mark)], disk=disk)
     b2 = run.boot_logs[1]
     assert "save-rc=0" in run.boot_logs[0], run.boot_logs[0]
