@@ -323,16 +323,15 @@ def read_zone(data, zone, p, correct=True):
         st.note = "region ends at 0x%x" % len(data)
         return st
     b = zone.data_size
-    if e:
+    if e and correct:
         st.ecc = EccInfo()
         par_header = PRZ_HEADER_SIZE + b + zone.ecc_blocks * e
-        if correct:
-            # persistent_ram_init_ecc: the header is decoded before the sig check
-            r = rs.decode(zb, 0, PRZ_HEADER_SIZE, par_header, e)
-            if r > 0:
-                st.ecc.corrected += r
-            elif r < 0:
-                st.ecc.bad_blocks += 1
+        # persistent_ram_init_ecc: the header is decoded before the sig check
+        r = rs.decode(zb, 0, PRZ_HEADER_SIZE, par_header, e)
+        if r > 0:
+            st.ecc.corrected += r
+        elif r < 0:
+            st.ecc.bad_blocks += 1
     endian = None
     for big in (False, True):
         if _sig_ok(zone.kind, _u32(zb, 0, big), p):
@@ -808,7 +807,7 @@ def scan(data, p, inflate=True, correct=True):
             stopped = True
             break
         name = "dmesg-ramoops-%d" % st.zone.index
-        notice = st.ecc.notice() if st.ecc and correct else b""
+        notice = st.ecc.notice() if st.ecc else b""
         encoded = False
         text = payload
         if compressed:
@@ -830,14 +829,14 @@ def scan(data, p, inflate=True, correct=True):
     for kind in ("console", "pmsg"):
         for st in states:
             if st.zone.kind == kind and st.status == ST_VALID:
-                notice = st.ecc.notice() if st.ecc and correct else b""
+                notice = st.ecc.notice() if st.ecc else b""
                 st.record = Record("%s-ramoops-0" % kind, st.logical + notice, kind, st.zone,
                                    ecc=st.ecc)
                 records.append(st.record)
     ft = [s for s in states if s.zone.kind == "ftrace" and s.status == ST_VALID]
     if ft:
         ecc = None
-        if ft[0].ecc and correct:
+        if ft[0].ecc:
             ecc = EccInfo(sum(s.ecc.corrected for s in ft), sum(s.ecc.bad_blocks for s in ft))
         if p.ftrace_per_cpu:
             body = ftrace_combine([(s.logical, s.endian == ">") for s in ft],
