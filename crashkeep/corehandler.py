@@ -20,6 +20,7 @@ STATE_FILE = "run/crashkeep/core_pattern.prev"   # under --root: the pattern bef
 DRAIN_SECONDS = 30          # after this the handler stops reading; the kernel ends the dump
 MAPS_LINES_MAX = 64         # lines of the maps summary in a record
 REPORT_BYTES_MAX = 64 << 10  # a record's payload is cut (keeping the head) past this
+PIPE_LIMIT = 16             # kernel.core_pipe_limit set by install when it was 0
 CORE_PATTERN_MAX = 127      # CORENAME_MAX_SIZE - 1 (fs/coredump.c)
 ARGS = "%P %i %s %t %e %u"
 
@@ -487,10 +488,15 @@ def pattern_for(opts):
 
 def install(opts):
     cp = path_join(opts.root, "proc/sys/kernel/core_pattern")
+    lim = path_join(opts.root, "proc/sys/kernel/core_pipe_limit")
     try:
         cur = read_text(cp).rstrip("\n")
     except OSError as e:
         raise DeviceError("Failed to read '%s': %s" % (cp, strerror(e)))
+    try:
+        cur_lim = read_text(lim).strip()
+    except OSError:
+        cur_lim = None
     pat = pattern_for(opts)
     state = path_join(opts.root, STATE_FILE)
     if " core " not in cur or "crashkeep" not in cur:
@@ -498,8 +504,15 @@ def install(opts):
         try:
             with open(state, "w") as f:
                 f.write(cur + "\n")
+                if cur_lim is not None:
+                    f.write("core_pipe_limit=%s\n" % cur_lim)
         except OSError as e:
             raise DeviceError("Failed to write '%s': %s" % (state, strerror(e)))
+    # With core_pipe_limit 0 the kernel reaps the process as soon as the core is in the
+    # pipe: /proc/<pid> may vanish under the handler and the record may land after the
+    # process is gone. A limit makes it wait for the handler (systemd uses 16 too).
+    if cur_lim == "0":
+        _write(lim, str(PIPE_LIMIT))
     _write(cp, pat)
     sys.stdout.write("core_pattern: %s\n" % pat)
     return 0
@@ -509,9 +522,14 @@ def uninstall(opts):
     cp = path_join(opts.root, "proc/sys/kernel/core_pattern")
     state = path_join(opts.root, STATE_FILE)
     try:
-        prev = read_text(state).rstrip("\n")
+        lines = read_text(state).split("\n")
     except OSError:
-        prev = "core"       # the kernel's default
+        lines = ["core"]    # the kernel's default
+    prev = lines[0]
+    for line in lines[1:]:
+        if line.startswith("core_pipe_limit="):
+            _write(path_join(opts.root, "proc/sys/kernel/core_pipe_limit"),
+                   line.split("=", 1)[1])
     _write(cp, prev)
     try:
         import os

@@ -74,11 +74,14 @@ def run_cli(*args, stdin=None, input=None, root=ROOT):
                           env=dict(os.environ, PYTHONPATH=ROOT))
 
 
-def fake_root(tmp, pattern="core"):
+def fake_root(tmp, pattern="core", pipe_limit="0"):
     r = os.path.join(tmp, "root")
     os.makedirs(os.path.join(r, "proc/sys/kernel"))
     with open(os.path.join(r, "proc/sys/kernel/core_pattern"), "w") as f:
         f.write(pattern + "\n")
+    if pipe_limit is not None:
+        with open(os.path.join(r, "proc/sys/kernel/core_pipe_limit"), "w") as f:
+            f.write(pipe_limit + "\n")
     return r
 
 
@@ -101,6 +104,20 @@ def test_install_uninstall_fake_root(tmp_path):
     assert read(os.path.join(r, "proc/sys/kernel/core_pattern")).strip() == \
         "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h"
     assert not os.path.exists(os.path.join(r, corehandler.STATE_FILE))
+
+
+def test_install_makes_the_kernel_wait_for_the_handler(tmp_path):
+    """core_pipe_limit 0 -> 16 (the process stays until the record is written), then back."""
+    r = fake_root(str(tmp_path))
+    lim = os.path.join(r, "proc/sys/kernel/core_pipe_limit")
+    assert run_cli("core", "install", "--root", r, "--exe", "/bin/crashkeep").returncode == 0
+    assert read(lim).strip() == "16"
+    assert run_cli("core", "uninstall", "--root", r).returncode == 0
+    assert read(lim).strip() == "0"
+    # a limit someone already chose is left alone
+    r2 = fake_root(str(tmp_path / "b"), pipe_limit="4")
+    assert run_cli("core", "install", "--root", r2, "--exe", "/bin/crashkeep").returncode == 0
+    assert read(os.path.join(r2, "proc/sys/kernel/core_pipe_limit")).strip() == "4"
 
 
 def test_install_refuses_a_pattern_the_kernel_would_cut(tmp_path):
