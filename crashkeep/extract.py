@@ -215,8 +215,19 @@ def _write(dirpath, rec):
     from crashkeep import storage
     storage.write_durable(dirpath, rec.name, rec.data)
     if rec.time and hasattr(os, "utime"):
+        path = dirpath + "/" + rec.name
         try:
-            os.utime(dirpath + "/" + rec.name, (rec.time, rec.time))
+            if 0 <= rec.usec < 1000000:
+                # the kernel's inode time: sec and usec * 1000 ns
+                ns = rec.time * 1000000000 + rec.usec * 1000
+                os.utime(path, ns=(ns, ns))
+            else:
+                os.utime(path, (rec.time, rec.time))
+        except TypeError:              # no ns= (MicroPython)
+            try:
+                os.utime(path, (rec.time, rec.time))
+            except (OSError, OverflowError, ValueError):
+                pass
         except (OSError, OverflowError, ValueError):
             pass                       # a time the filesystem cannot hold: keep "now"
 

@@ -43,7 +43,9 @@ def test_extract_equals_kernel_files(tmp_path, case, capsys):
             assert (out / name).read_bytes() == f.read()
         if name.startswith("dmesg-"):
             # mtime from the ==== header, as the kernel set it
-            assert int(os.stat(out / name).st_mtime) == meta["files"][name]["mtime"]
+            st = os.stat(out / name)
+            assert int(st.st_mtime) == meta["files"][name]["mtime"]
+            assert st.st_mtime_ns % 1000000000 % 1000 == 0     # microseconds, as in ====
     text = capsys.readouterr().out
     assert ("no records" in text) == (not got)
 
