@@ -23,7 +23,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 FLASH = "/crashkeep"           # flash.dir on the test disk
-STEP_ENV = "CRASHKEEP_STEPS=1 CRASHKEEP_STEP_PAUSE=3"
+STEP_ENV = "CRASHKEEP_STEPS=1 CRASHKEEP_STEP_PAUSE=2"
 
 
 def marker():
@@ -173,7 +173,12 @@ def test_oops_then_panic_two_records(testbed):
     assert sorted(f.get("reason") for f in meta["files"]) == ["Oops", "Panic"]
 
 
-CUT_STEPS = ["state", "staged", "committed", "ledger", "cleared"]
+# CI cuts before the commit point, right after it, and in the middle of clearing;
+# CRASHKEEP_E2E_ALL_CUTS=1 cuts after every step (the fake-root tests always do).
+ALL_STEPS = ["modules", "records", "state", "mounted", "file", "staged", "committed", "ledger",
+             "cleared"]
+CUT_STEPS = ALL_STEPS if os.environ.get("CRASHKEEP_E2E_ALL_CUTS") == "1" else [
+    "staged", "committed", "cleared"]
 
 
 @pytest.mark.parametrize("step", CUT_STEPS)
