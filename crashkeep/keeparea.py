@@ -313,8 +313,10 @@ class KeepArea:
     def _clear_all(self, boot_state):
         start = 0 if boot_state else self.heap_start
         if self.needs_erase:
-            es = self.unit
-            self.dev.erase(start - start % es, self.size - start + start % es)
+            # flash: erased (0xFF) is empty; zeroing on top would only add wear
+            end = self.size - self.size % self.unit
+            self.dev.erase(start, end - start)
+            return
         zero = bytes(min(ZERO_CHUNK, self.size - start))
         off = start
         while off < self.size:

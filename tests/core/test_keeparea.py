@@ -246,3 +246,42 @@ def test_info_needs_erase():
     assert not Info("/dev/mtd0", "ram", 4096, 4096, 0x1c00).needs_erase
     assert Info("/dev/mtd1", "nor", 4096, 4096, 0xc00).needs_erase
     assert not Info("x.img", "file", 4096, 0).needs_erase
+
+
+class FlashDevice(MemDevice):
+    """NOR-like: a write can only clear bits; erase sets whole blocks to 0xFF."""
+
+    def __init__(self, size, erasesize):
+        MemDevice.__init__(self, bytearray(b"\xff" * size))
+        self.erasesize = erasesize
+        self.erases = []
+
+    def write(self, off, data):
+        for i in range(len(data)):
+            self.data[off + i] &= data[i]
+
+    def erase(self, off, n):
+        assert off % self.erasesize == 0 and n % self.erasesize == 0, (off, n)
+        self.erases.append((off, n))
+        self.data[off:off + n] = b"\xff" * n
+
+
+def test_flash_device_erases_blocks_before_writing():
+    dev = FlashDevice(16 * 1024, 1024)
+    a = keeparea.KeepArea(dev, len(dev.data), unit=1024, needs_erase=True)
+    assert a.heap_start == 2048
+    a.set_boot_state({"boot_count": 1})
+    a.set_boot_state({"boot_count": 2})
+    a.set_boot_state({"boot_count": 3})
+    assert a.boot_state()["boot_count"] == 3
+    a.put("log", b"v1" * 700, **FACTS)
+    a.put("log", b"v2" * 700, **FACTS)
+    a.put("other", b"o" * 10, **FACTS)
+    assert a.get("log")[1] == b"v2" * 700 and a.get("other")[1] == b"o" * 10
+    assert all(r.offset % 1024 == 0 for r in a.list())
+    a.put("log", b"v3" * 700, **FACTS)        # lands on the erased-again first block
+    assert a.get("log")[1] == b"v3" * 700
+    assert a.remove("other") and [r.name for r in a.list()] == ["log"]
+    a.clear_all()
+    assert a.list() == [] and dev.data[2048:] == b"\xff" * (len(dev.data) - 2048)
+    assert a.boot_state()["boot_count"] == 3

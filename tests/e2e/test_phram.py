@@ -1,6 +1,7 @@
 """The phram keep area on the real kernel: save -> warm reboot -> dump, save ->
 panic -> dump, save --follow up to a panic, clear -> nothing; `dump --raw` is
-the kernel's own bytes (dd of /dev/mtd0); a read-only node gives a clear error.
+the kernel's own bytes (dd of /dev/mtd0); a read-only node gives a clear error;
+`crashkeep copy` into the MTD device reads back with dd.
 
 Runs the static binary in the BusyBox initramfs; the device comes from the
 board config (/etc/crashkeep/board.conf -> phram.name -> /proc/mtd).
@@ -54,7 +55,7 @@ def test_save_reboot_panic_follow_clear(testbed):
         panic_now
         """,
         # boot 4: the follow record has the last line; clear empties the area
-        """load_modules
+        "load_modules\n" + MAKE_LOG + """
         crashkeep dump follow | emit got3 -
         crashkeep list | emit listing4 -
         echo x > /tmp/x
@@ -64,6 +65,11 @@ def test_save_reboot_panic_follow_clear(testbed):
         crashkeep clear --all
         crashkeep list --json | emit list4 -
         dd if=/dev/mtd0 bs=524288 count=1 2>/dev/null | emit dd4 -
+        # the block copier into the MTD device (MEMGETINFO, erase-block alignment)
+        crashkeep copy /tmp/messages mtd:crashkeep --tail 65536 --seek 100000
+        echo "copy rc=$?"
+        tail -c 65536 /tmp/messages | emit want4 -
+        dd if=/dev/mtd0 bs=1 skip=100000 count=65536 2>/dev/null | emit copied4 -
         """,
     ], timeout=400)
     c = run.console
@@ -95,3 +101,6 @@ def test_save_reboot_panic_follow_clear(testbed):
     # clear --all: nothing left, every record byte zero
     assert json.loads(run.files["list4"]) == {"records": []}
     assert run.files["dd4"][2 * phramrec.UNIT:] == bytes(REGION - 2 * phramrec.UNIT)
+    # copy into phram: dd reads back exactly the file's tail
+    assert "copy rc=0" in c
+    assert run.files["copied4"] == run.files["want4"] and len(run.files["want4"]) == 65536
