@@ -268,16 +268,15 @@ class ElfFile:
                 typ = st_info & 15
                 if typ not in (STT_FUNC, STT_NOTYPE, STT_GNU_IFUNC):
                     continue
-                # among symbols at one address prefer GLOBAL (1) over WEAK (2) over LOCAL (0)
-                bind = st_info >> 4
-                rank = 2 if bind == 1 else (1 if bind == 2 else 0)
+                # among symbols at one address the later one in the table wins, as in gdb
+                # (its sorted minimal symbols keep table order; lookup takes the last)
                 best = sized if st_size else zero
                 for q in qs:
                     if st_value > q:
                         continue
                     cur = best.get(q)
-                    if cur is None or st_value > cur[0] or (st_value == cur[0] and rank > cur[3]):
-                        best[q] = (st_value, st_size, st_name, rank)
+                    if cur is None or st_value >= cur[0]:
+                        best[q] = (st_value, st_size, st_name)
             i += n
         names = {}
         for q in qs:
