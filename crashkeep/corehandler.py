@@ -115,8 +115,12 @@ def exec_ranges(maps):
     return [(s, e) for s, e, _o, perms, _p in maps if "x" in perms]
 
 
-def backtraces(core, maps, search=(), exe_path=None):
-    """[(Thread, [Frame])], crashing thread first."""
+def backtraces(core, maps, search=(), exe_path=None, strict=False):
+    """[(Thread, [Frame])], crashing thread first.
+
+    A thread whose unwinding fails keeps the frame from its registers: the
+    record matters more than the backtrace (strict=True lets errors out: the fuzzer).
+    """
     if core.arch is None or not core.threads:
         return []
     mods = unwind.modules_from_maps([(s, e, o, p) for s, e, o, _perm, p in maps])
@@ -134,7 +138,11 @@ def backtraces(core, maps, search=(), exe_path=None):
         for t in core.threads:
             try:
                 frames = u.unwind(t)
-            except (FormatError, ValueError, IndexError, OSError):
+            except FormatError:
+                frames = [unwind.Frame(t.regs.get(core.arch.pc, 0), "regs")]
+            except Exception:
+                if strict:
+                    raise
                 frames = [unwind.Frame(t.regs.get(core.arch.pc, 0), "regs")]
             out.append((t, frames))
         unwind.symbolize([f for _t, f in out], mods)
@@ -396,8 +404,10 @@ def handle(opts):
         if not maps:
             maps = core_maps(core)
         traces = backtraces(core, maps)
-    except (FormatError, ValueError, IndexError, OSError) as e:
+    except FormatError as e:
         error = "Failed to read the core: %s" % (e,)
+    except Exception as e:  # a bug here must not cost the record: keep what /proc told
+        error = "Failed to read the core: %s: %s" % (type(e).__name__, e)
     r = build_report(core, maps, traces, pid=pid, tid=tid, uid=info["uid"] if uid is None else uid,
                      exe=info["exe"], cmdline=info["cmdline"], when=when, firmware=firmware,
                      comm=comm, sig=sig, log=log_tail(board), error=error)

@@ -338,7 +338,7 @@ def run_cfa(fde, pc, e, ptr):
     """(cfa, rules) at link-time pc: cfa = ("reg", r, off) or ("expr", bytes); rules: col -> (kind, arg)."""
     cie = fde.cie
     state = {"cfa": None, "rules": {}}
-    _exec(cie.insns, cie, state, None, None, e, ptr, None)
+    _exec(cie.insns, cie, state, 0, None, e, ptr, None)
     init = dict(state["rules"])
     _exec(fde.insns, cie, state, fde.pc_begin, pc, e, ptr, init)
     return state["cfa"], state["rules"]

@@ -229,3 +229,12 @@ def test_missing_stack_stops_cleanly():
     # sp outside every segment: one frame from the registers, nothing invented
     fr = frames_for({"rip": BASE + LEAF + 4, "rsp": 0x1000}, {})
     assert show(fr) == [("leaf", "regs")]
+
+
+def test_advance_in_cie_instructions_is_harmless():
+    """Fuzzer find: a CIE whose initial instructions advance the location."""
+    c = unwind.CIE()
+    c.insns, c.code_align, c.data_align, c.fde_enc, c.ra = b"\x41\x0c\x07\x08", 1, -8, 0x1B, 16
+    f = unwind.FDE()
+    f.cie, f.pc_begin, f.pc_range, f.insns = c, 0x100, 0x10, b"\x0e\x10"
+    assert unwind.run_cfa(f, 0x104, "<", 8)[0] == ("reg", 7, 16)

@@ -39,7 +39,7 @@ def one(data):
     try:
         core = elfcore.read_core(Pipe(data, 65536))
         maps = corehandler.core_maps(core)
-        tr = corehandler.backtraces(core, maps)
+        tr = corehandler.backtraces(core, maps, strict=True)
         corehandler.render_text(corehandler.build_report(core, maps, tr))
         core.stream.drain()
     except FormatError:
