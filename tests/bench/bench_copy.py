@@ -8,9 +8,11 @@
 Copy rows are file -> file into a fresh output (page cache warm):
   crashkeep copy (in-process, compiled / pure twin), the whole `crashkeep copy`
   command, dd bs=1 (the note's way; 64 KiB and 1 MiB only: 16 MiB takes ~20 s
-  at 0.8 MB/s, measured once with --full), dd with the note's bs=512 formula (fast, but the wrong
-  bytes), GNU dd bs=1M with iflag=skip_bytes,count_bytes, BusyBox dd with the
-  same flags, and tail -c. Times are the median of several runs.
+  at 0.8 MB/s, measured once with --full), dd with the note's bs=512 formula
+  (fast, but the wrong bytes), GNU dd bs=1M with iflag=skip_bytes,count_bytes,
+  BusyBox dd with the same flags, and tail -c. Times are the median of several
+  runs. The note's formula is reconstructed as skip=(fsize-len)/512+1,
+  count=len/512 (see tests/test_blockcopy.py: 65360 bytes, 176 bytes late).
 The save rows time the whole command (start-up included) of `crashkeep save
 --max-bytes 64K` into a file-backed keep area vs the note's
 `dd bs=1 count=65536 skip=<fsize-len> of=<area>`.
