@@ -172,17 +172,21 @@ class KeepArea:
         return self.size - self.heap_start
 
     def max_payload(self, name, source=""):
-        """The largest payload `put(name, ...)` can store while the old version stays."""
-        buf = self._image()
-        live = self._live(buf)
-        hdr = pr.header_len(name, self.firmware, source)
-        keep = [r for r in live.values()]
+        """The largest payload that `put(name, ...)` can store again and again.
+
+        A torn-safe rewrite puts the new version beside the old one, so the
+        free space around the other records must hold two: either the second
+        largest gap, or half of the largest.
+        """
+        live = self._live(self._image())
+        others = [r for r in live.values() if r.name != name]
+        sizes = sorted([e - s for s, e in self._gaps(others)], reverse=True)
         best = 0
-        for start, end in self._gaps(keep):
-            best = max(best, end - start)
-        # a torn-safe rewrite needs room for two versions: never plan on more than half
-        half = (self.capacity() // 2) // self.unit * self.unit
-        return max(0, min(best, half) - hdr)
+        if sizes:
+            best = sizes[0] // 2 // self.unit * self.unit
+        if len(sizes) > 1 and sizes[1] > best:
+            best = sizes[1]
+        return max(0, best - pr.header_len(name, self.firmware, source))
 
     # -- writing ---------------------------------------------------------
     def _gaps(self, keep):

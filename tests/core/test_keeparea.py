@@ -285,3 +285,19 @@ def test_flash_device_erases_blocks_before_writing():
     a.clear_all()
     assert a.list() == [] and dev.data[2048:] == b"\xff" * (len(dev.data) - 2048)
     assert a.boot_state()["boot_count"] == 3
+
+
+def test_max_payload_resaves_beside_other_records():
+    """Whatever other records sit where, max_payload() bytes can be saved over
+    and over (each save needs room beside the previous version)."""
+    for layout in ((100,), (3000,), (100, 5000), (2000, 100, 900)):
+        a = mem_area(size=16384)
+        for i, n in enumerate(layout):
+            a.put("o%d" % i, b"o" * n, **FACTS)
+        a.remove("o0")                              # leave a hole in front
+        n = a.max_payload("log", "/var/log/messages")
+        assert n > 0
+        for k in range(5):
+            a.put("log", bytes([k]) * n, source="/var/log/messages", **FACTS)
+        raises(NoSpaceError, a.put, "log", b"x" * (a.capacity() - 100), **FACTS)
+        assert a.get("log")[1] == bytes([4]) * n
