@@ -319,13 +319,30 @@ def kmsg(text, dev="/dev/kmsg"):
         pass
 
 
-def store(area_path, name, payload, source):
-    """Put the record; on no space, drop the oldest core-* records, then cut the payload."""
+class RateLimited(CrashkeepError):
+    pass
+
+
+def store(area_path, name, payload, source, rate=0, now=None):
+    """Put the record; on no space, drop the oldest core-* records, then cut the payload.
+
+    rate > 0: at most that many core records per hour. The keep area itself is
+    the persistent memory of the limit (its records carry their wall time), so
+    a crash loop cannot wear the flash it is salvaged to, nor push out the
+    first crash, which is usually the one that explains the rest.
+    """
     from crashkeep import keeparea
     from crashkeep.phramrec import FLAG_CORE
     from crashkeep.errors import NoSpaceError
     area = keeparea.open_area(area_path)
     try:
+        if rate > 0:
+            now = int(time.time()) if now is None else now
+            recent = [i for i in area.list() if i.name.startswith("core-")
+                      and 0 <= now - i.wall_time < 3600]
+            if len(recent) >= rate:
+                raise RateLimited("%d core records in the last hour (core.rate = %d)"
+                                  % (len(recent), rate))
         try:
             return area.put(name, payload, source=source, flags=FLAG_CORE)
         except NoSpaceError:
@@ -416,10 +433,15 @@ def handle(opts):
         payload = payload[:REPORT_BYTES_MAX]
     name = record_name(comm, pid)
     rc = 0
+    kept = False
     try:
         dev = keeparea.device_for(board, opts.device)
-        store(dev, name, payload, info["exe"] or comm)
+        store(dev, name, payload, info["exe"] or comm,
+              rate=board.get("core.rate") if board is not None else 0)
+        kept = True
         kmsg("%s: %s in %s, record %s" % (comm, r["signal_name"], _top(r), name))
+    except RateLimited as e:
+        kmsg("Not keeping the crash of %s[%d]: %s, ignoring" % (comm, pid, e))
     except (CrashkeepError, OSError) as e:
         kmsg("Failed to keep the crash of %s[%d]: %s" % (comm, pid, e))
         rc = 1
@@ -427,7 +449,28 @@ def handle(opts):
         drain_bounded(core.stream)
     else:
         elfcore.Stream(inp).drain()
+    if board is not None and wants_reboot(board, comm, info["exe"]):
+        reboot(comm, pid, kept)
     return rc
+
+
+def wants_reboot(board, comm, exe):
+    names = [n.strip() for n in (board.get("core.reboot_on") or "").split(",") if n.strip()]
+    return comm in names or (exe and basename(exe) in names)
+
+
+def reboot(comm, pid, kept):
+    """The board is useless without this process: reboot now, like a watchdog would.
+
+    Only after the record is in the keep area (phram survives the warm reboot)
+    and the dump is drained; sync first, then `reboot -f` (init may be the thing
+    that is broken)."""
+    import os
+    kmsg("%s[%d] is in core.reboot_on: rebooting%s" % (comm, pid, "" if kept else
+                                                        " (its record was not kept)"))
+    if hasattr(os, "sync"):
+        os.sync()
+    os.system("sync; reboot -f")
 
 
 def _top(r):

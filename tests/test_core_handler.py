@@ -263,3 +263,35 @@ def test_analyze_finds_moved_files_by_search_path(tmp_path):
     assert [f["function"] for f in analyze(core, "--search-path", moved)["threads"][0]["frames"]] == want
     assert [f["function"] for f in analyze(core, "--exe", os.path.join(moved, "chain"))
             ["threads"][0]["frames"]] == want
+
+
+def test_rate_limit_counts_core_records_of_the_last_hour(tmp_path):
+    t = str(tmp_path)
+    img = make_area(t)
+    b = make_board(t)
+    with open(b, "a") as f:
+        f.write("core.rate = 2\n")
+    for pid in (11, 12, 13):
+        p = run_cli("core", "--board", b, "--device", img, "--proc", os.path.join(t, "noproc"),
+                    "--", str(pid), str(pid), "6", "1700000000", "loop", input=b"x" * 5000)
+        assert p.returncode == 0, p.stderr
+    assert sorted(records(img)) == ["core-loop-11", "core-loop-12"]
+    # records older than an hour do not count
+    assert corehandler.store(img, "core-loop-14", b"r", "loop", rate=2,
+                             now=int(time.time()) + 3601) >= 1
+    e = pytest.raises(corehandler.RateLimited, corehandler.store, img, "core-loop-15", b"r",
+                      "loop", rate=2)
+    assert "core.rate = 2" in str(e.value)
+
+
+def test_reboot_policy_names(tmp_path):
+    from crashkeep import boardconf
+    b = make_board(str(tmp_path))
+    with open(b, "a") as f:
+        f.write("core.reboot_on = netd, /usr/sbin/hostapd,hostapd\n")
+    board = boardconf.load(b)
+    assert corehandler.wants_reboot(board, "netd", "/usr/bin/netd")
+    assert corehandler.wants_reboot(board, "hostapd_wrap", "/usr/sbin/hostapd")
+    assert not corehandler.wants_reboot(board, "net", "/usr/bin/net")
+    (tmp_path / "x").mkdir()
+    assert not corehandler.wants_reboot(boardconf.load(make_board(str(tmp_path / "x"))), "netd", "")
