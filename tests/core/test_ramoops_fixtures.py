@@ -1,7 +1,7 @@
 """Raw regions from the real kernel: our records must equal its /sys/fs/pstore files.
 
 Fixtures: tests/fixtures/ramoops/<case>/ (made by generate.py on the Debian
-6.1 kernel under QEMU): region.bin.gz was dumped before the boot that read it,
+6.1 kernel under QEMU, and on Debian's 6.12 for the *-6.12 cases): region.bin.gz was dumped before the boot that read it,
 pstore/ holds what that boot's kernel showed. Plus U-Boot's real 4.19 ARM
 zones (../shared/testdata/ramoops-uboot) checked against U-Boot's md5 sums.
 """
@@ -76,7 +76,10 @@ def test_fixture_cases_exist():
     names = case_dirs()
     for need in ("deflate-oops-panic", "plain-oops-panic", "deflate-encz", "ecc-clean",
                  "ecc-corrected", "ecc-uncorrectable", "small-record", "never-written",
-                 "garbage", "after-unlink"):
+                 "garbage", "after-unlink",
+                 # Debian's 6.12: pmsg before ftrace, zlib deflate
+                 "deflate-oops-panic-6.12", "plain-oops-panic-6.12", "ecc-corrected-6.12",
+                 "ecc-uncorrectable-6.12"):
         assert need in names, need
 
 
@@ -184,3 +187,14 @@ def test_uboot_vectors():
     region[0xFD000:0xFE000] = zone["console"]
     uboot_check(ramoops.read_region(region, p),
                 ["dmesg-ramoops-0", "dmesg-ramoops-1", "console-ramoops-0"])
+
+
+def test_612_zone_order_matters():
+    # With pmsg and ftrace both set, only the 6.2+ order finds pmsg on 6.12
+    d, meta, region = load("plain-oops-panic-6.12")
+    p = params_of(meta)
+    assert p.order == "6.2"
+    names = [r.name for r in ramoops.read_region(region, p.copy(order="6.1"))]
+    assert "pmsg-ramoops-0" not in names
+    names = [r.name for r in ramoops.read_region(region, p)]
+    assert "pmsg-ramoops-0" in names
