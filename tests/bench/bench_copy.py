@@ -69,7 +69,11 @@ def main(argv):
     runs = 3 if quick else 7
     tmp = tempfile.mkdtemp(prefix="ck-bench-")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    entry = shutil.which("crashkeep")
+    # the pip-installed entry of this Python (not a pyenv shim: a shell script)
+    import sysconfig
+    entry = os.path.join(sysconfig.get_path("scripts"), "crashkeep")
+    if not os.path.exists(entry):
+        entry = None
     try:
         src = os.path.join(tmp, "src.bin")
         with open(src, "wb") as f:
