@@ -67,14 +67,42 @@ def _check_nroots(nroots, n):
 def encode(msg, nroots):
     """Parity bytes (nroots of them) for msg, as encode_rs8 computes them."""
     _check_nroots(nroots, len(msg))
-    g = generator(nroots)
+    reg = _parity_int(msg, 0, len(msg), nroots)
     par = bytearray(nroots)
-    for b in msg:
-        fb = b ^ par[0]
-        for j in range(nroots - 1):
-            par[j] = par[j + 1] ^ (_gmul(fb, g[j + 1]) if fb else 0)
-        par[nroots - 1] = _gmul(fb, g[nroots]) if fb else 0
+    for j in range(nroots - 1, -1, -1):
+        par[j] = reg & 0xFF
+        reg >>= 8
     return bytes(par)
+
+
+_par_cache = {}
+
+
+def _parity_table(nroots):
+    """T[f] = the parity register (an int, parity[0] in the top byte) that a
+    feedback byte f XORs in: one lookup per message byte instead of nroots."""
+    t = _par_cache.get(nroots)
+    if t is None:
+        g = generator(nroots)
+        t = []
+        for fb in range(256):
+            v = 0
+            for j in range(nroots):
+                v = (v << 8) | _gmul(fb, g[j + 1])
+            t.append(v)
+        _par_cache[nroots] = t
+    return t
+
+
+def _parity_int(buf, off, n, nroots):
+    # encode_rs8's LFSR with the whole register in one int
+    t = _parity_table(nroots)
+    top = 8 * (nroots - 1)
+    mask = (1 << (8 * nroots)) - 1
+    reg = 0
+    for j in range(off, off + n):
+        reg = ((reg << 8) & mask) ^ t[(reg >> top) ^ buf[j]]
+    return reg
 
 
 def _mul_tables(nroots):
@@ -114,6 +142,13 @@ def decode(buf, off, n, poff, nroots):
     _check_nroots(nroots, n)
     if off < 0 or poff < 0 or off + n > len(buf) or poff + nroots > len(buf):
         raise ValueError("block outside a %d-byte buffer" % len(buf))
+    # The common case, a clean block, costs one LFSR pass: the parity it
+    # computes equals the stored one exactly when every syndrome is zero.
+    stored = 0
+    for j in range(poff, poff + nroots):
+        stored = (stored << 8) | buf[j]
+    if _parity_int(buf, off, n, nroots) == stored:
+        return 0
     s = syndromes(buf, off, n, poff, nroots)
     nz = 0
     for v in s:

@@ -108,7 +108,7 @@ def unlink(rec):
 def is_mounted(root=DEFAULT_ROOT, proc="/proc"):
     """True when /proc/mounts shows a pstore filesystem at root."""
     try:
-        text = read_text(path_join(proc, "mounts"), 1 << 20)
+        text = read_text(path_join(proc, "mounts"), 65536)
     except OSError:
         return False
     want = root.rstrip("/") or "/"

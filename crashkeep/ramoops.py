@@ -240,7 +240,7 @@ class Record:
     def __init__(self, name, data, kind, zone, time=0, usec=0, reason=None, count=None,
                  part=None, compressed=False, encoded=False, ecc=None):
         self.name = name            # dmesg-ramoops-0, console-ramoops-0, ... (+ .enc.z)
-        self.data = data            # the file's bytes, ECC notice included
+        self.data = data            # the file's bytes (a bytearray), ECC notice included
         self.kind = kind            # dmesg, console, pmsg, ftrace
         self.zone = zone            # the Zone it came from (ftrace: CPU 0's)
         self.time = time            # seconds of the ==== header (0: none)
@@ -364,7 +364,11 @@ def read_zone(data, zone, p, correct=True):
         st.ecc.corrected += c
         st.ecc.bad_blocks += bad
     d0 = PRZ_HEADER_SIZE
-    st.logical = bytes(zb[d0 + start:d0 + size]) + bytes(zb[d0:d0 + start])
+    # one copy: a memoryview slices without copying (MicroPython heaps are small)
+    mv = memoryview(zb)
+    logical = bytearray(mv[d0 + start:d0 + size])
+    logical += mv[d0:d0 + start]
+    st.logical = logical
     st.status = ST_VALID
     return st
 
@@ -800,7 +804,7 @@ def scan(data, p, inflate=True, correct=True):
             st.status = ST_NO_HEADER
             st.note = "no ==== header: the kernel zaps this zone when it reads it"
             continue
-        payload = st.logical[hl:]
+        payload = memoryview(st.logical)[hl:]
         if not payload:
             # ramoops_pstore_read returns 0 for it: pstore stops reading here
             st.note = "header only: the kernel lists no record from here on"
@@ -817,8 +821,12 @@ def scan(data, p, inflate=True, correct=True):
                 name += ".enc.z"
             else:
                 text = out
-        reason, count, part = (None, None, None) if encoded else parse_reason(text)
-        st.record = Record(name, text + notice, "dmesg", st.zone, sec, usec, reason, count,
+        data = bytearray(text)
+        data += notice
+        st.logical = None               # the record holds its bytes now
+        reason, count, part = (None, None, None) if encoded else \
+            parse_reason(bytes(data[:80]))
+        st.record = Record(name, data, "dmesg", st.zone, sec, usec, reason, count,
                            part, compressed, encoded, st.ecc)
         records.append(st.record)
     if stopped:
@@ -830,7 +838,10 @@ def scan(data, p, inflate=True, correct=True):
         for st in states:
             if st.zone.kind == kind and st.status == ST_VALID:
                 notice = st.ecc.notice() if st.ecc else b""
-                st.record = Record("%s-ramoops-0" % kind, st.logical + notice, kind, st.zone,
+                data = st.logical
+                data += notice
+                st.logical = None       # the record holds it now
+                st.record = Record("%s-ramoops-0" % kind, data, kind, st.zone,
                                    ecc=st.ecc)
                 records.append(st.record)
     ft = [s for s in states if s.zone.kind == "ftrace" and s.status == ST_VALID]
