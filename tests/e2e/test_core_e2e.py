@@ -132,3 +132,37 @@ def test_crash_record_in_phram_survives_panic_and_is_salvaged(testbed, tmp_path)
         assert fn == gfn or any(fn in a and gfn in a for a in aliases.values()), (ours, want)
     # the main thread is there too, blocked in pthread_join
     assert report.count("backtrace thread ") == 2
+
+
+def test_reboot_on_named_process_after_the_record_is_kept(testbed, tmp_path):
+    """core.reboot_on = crasher: the handler keeps the record, then reboots the box;
+    the next `crashkeep boot` finds the record in phram and salvages it."""
+    t = str(tmp_path)
+    exe = build(t, "crasher", SRC, ["-static", "-O2", "-pthread"])
+    board = os.path.join(t, "board.conf")
+    with open(testbed.board) as f:
+        conf = f.read()
+    with open(board, "w") as f:
+        f.write(conf + "\ncore.reboot_on = crasher\n")
+    disk = testbed.make_disk("16M", "ext4")
+    run = testbed.run([
+        """
+        crashkeep boot; echo "boot-rc=$?"
+        crashkeep core install; echo "install-rc=$?"
+        chmod 755 /bin/crasher
+        /bin/crasher
+        sleep 20
+        echo "still-up-after-crash"
+        """,
+        """
+        crashkeep boot; echo "boot-rc=$?"
+        """], disk=disk, board=board, files={"bin/crasher": open(exe, "rb").read()})
+    b1, b2 = run.boot_logs[0], run.boot_logs[1]
+    assert "install-rc=0" in b1 and "still-up-after-crash" not in b1, b1
+    assert run.rcs[0] is None                         # boot 1 ended by the reboot
+    pid = int(re.search(r"crasher (\d+)", b1).group(1))
+    assert "boot-rc=0" in b2, b2
+    saved = bundle_records(run)
+    key = [k for k in saved if k.endswith("core-crasher-%d" % pid)]
+    assert len(key) == 1, sorted(saved)
+    assert b"in store (crasher+0x" in saved[key[0]]
