@@ -247,9 +247,14 @@ def test_flash_missing_readonly_full_then_saved_once(testbed):
     assert "ok-rc=0" in b[4] and "salvaged 1 record(s)" in summary(b[4]), b[4]
     saved = all_saved(run)
     assert [n for _, n, d in saved if mark.encode() in d] == ["dmesg-ramoops-0"]
-    # the panic is counted once although four boots saw its record
+    # the panic is counted once although four boots saw its record: the boots after
+    # it ended by reboot -f (reset); the bundle still carries the record's reason
+    assert "after panic (warm), 1 panic(s) in a row" in summary(b[1])
+    for i in (2, 3, 4):
+        assert "after reset (warm)" in summary(b[i]), b[i]
     meta = bundle_files(run, bundles(run)[0])[0]
-    assert meta["counters"]["panic_count"] == 1, meta
+    assert meta["reason"] == "panic" and meta["boot_reason"] == "reset", meta
+    assert meta["counters"] == {"boot_count": 5, "panic_count": 0}, meta
 
 
 def test_ramoops_module_missing_uses_raw_region(testbed):
