@@ -20,6 +20,7 @@ STATE_FILE = "run/crashkeep/core_pattern.prev"   # under --root: the pattern bef
 DRAIN_SECONDS = 30          # after this the handler stops reading; the kernel ends the dump
 MAPS_LINES_MAX = 64         # lines of the maps summary in a record
 REPORT_BYTES_MAX = 64 << 10  # a record's payload is cut (keeping the head) past this
+SAVE_SLACK = 1 << 20        # kept free in core.dir beyond core.max_bytes
 PIPE_LIMIT = 16             # kernel.core_pipe_limit set by install when it was 0
 CORE_PATTERN_MAX = 127      # CORENAME_MAX_SIZE - 1 (fs/coredump.c)
 ARGS = "%P %i %s %t %e %u"
@@ -365,6 +366,89 @@ def store(area_path, name, payload, source, rate=0, now=None):
         area.close()
 
 
+class CoreSaver:
+    """The core itself, gzip-compressed as it streams by, into core.dir.
+
+    Written to a temp name and renamed (after fsync) only once the whole core
+    went through; dropped when it grows past core.max_bytes compressed, when
+    the directory has less than that free, or on MicroPython (no zlib).
+    """
+
+    def __init__(self, d, name, max_bytes):
+        import os
+        import zlib
+        self.path = "%s/%s.gz" % (d.rstrip("/"), name)
+        self.tmp = "%s/.tmp-%s.gz" % (d.rstrip("/"), name)
+        self.max = max_bytes
+        self.size = 0
+        self.dead = None
+        st = os.statvfs(d)
+        free = st[4] * st[1]
+        if free < max_bytes + SAVE_SLACK:
+            raise DeviceError("Failed to save the core to '%s': %d bytes free, core.max_bytes "
+                              "is %d" % (d, free, max_bytes))
+        self.z = zlib.compressobj(1, zlib.DEFLATED, 31)
+        self.f = open(self.tmp, "wb")
+
+    def __call__(self, chunk):
+        if self.dead:
+            return
+        out = self.z.compress(chunk)
+        self._out(out)
+
+    def _out(self, out):
+        if self.size + len(out) > self.max:
+            self.abandon("larger than core.max_bytes (%d) compressed" % self.max)
+            return
+        self.f.write(out)
+        self.size += len(out)
+
+    def abandon(self, why):
+        import os
+        self.dead = why
+        try:
+            self.f.close()
+            os.remove(self.tmp)
+        except OSError:
+            pass
+
+    def finish(self, complete):
+        import os
+        from crashkeep._compat import fsync_file, fsync_dir
+        if self.dead:
+            return None
+        if not complete:
+            self.abandon("the core was not read to its end")
+            return None
+        self._out(self.z.flush())
+        if self.dead:
+            return None
+        try:
+            fsync_file(self.f)
+            self.f.close()
+            os.rename(self.tmp, self.path)
+            fsync_dir(self.path.rsplit("/", 1)[0])
+        except OSError as e:
+            self.abandon(strerror(e))
+            return None
+        return self.path
+
+
+def core_saver(board, name):
+    """A CoreSaver when the board asks for saved cores and it can be done, else None."""
+    if board is None or not board.get("core.dir"):
+        return None
+    d = board.get("core.dir")
+    try:
+        _mkdirs(d)
+        return CoreSaver(d, name, board.get("core.max_bytes"))
+    except ImportError:
+        kmsg("not saving the core: no zlib here, ignoring")
+    except (CrashkeepError, OSError) as e:
+        kmsg("%s, ignoring" % (e,))
+    return None
+
+
 def _stdin():
     try:
         return open(0, "rb", buffering=0, closefd=False)
@@ -416,8 +500,10 @@ def handle(opts):
     error = berr
     traces = []
     maps = info["maps"]
+    name = record_name(comm, pid)
+    saver = core_saver(board, name)
     try:
-        core = elfcore.read_core(inp)
+        core = elfcore.read_core(inp, sink=saver)
         if not maps:
             maps = core_maps(core)
         traces = backtraces(core, maps)
@@ -431,7 +517,6 @@ def handle(opts):
     payload = render_text(r).encode("utf-8", "replace")
     if len(payload) > REPORT_BYTES_MAX:
         payload = payload[:REPORT_BYTES_MAX]
-    name = record_name(comm, pid)
     rc = 0
     kept = False
     try:
@@ -445,10 +530,16 @@ def handle(opts):
     except (CrashkeepError, OSError) as e:
         kmsg("Failed to keep the crash of %s[%d]: %s" % (comm, pid, e))
         rc = 1
-    if core is not None:
-        drain_bounded(core.stream)
-    else:
-        elfcore.Stream(inp).drain()
+    stream = core.stream if core is not None else elfcore.Stream(inp)
+    if core is None:
+        stream.sink = saver
+    drain_bounded(stream)
+    if saver is not None:
+        path = saver.finish(stream.eof)
+        if path:
+            kmsg("%s[%d]: core saved to %s (%d bytes)" % (comm, pid, path, saver.size))
+        else:
+            kmsg("%s[%d]: core not saved: %s, ignoring" % (comm, pid, saver.dead))
     if board is not None and wants_reboot(board, comm, info["exe"]):
         reboot(comm, pid, kept)
     return rc

@@ -157,6 +157,7 @@ class Stream:
         self.buf = bytearray(bufsize)
         self.mv = memoryview(self.buf)
         self.eof = False
+        self.sink = None            # callable(bytes-like): sees every byte read (a core copy)
 
     def read_exact(self, n, what="data"):
         # grow piece by piece: a lying header must not make us allocate before bytes arrive
@@ -170,9 +171,13 @@ class Stream:
                 k = self.f.readinto(mv[have:])
                 if not k:
                     self.eof = True
+                    if self.sink is not None:
+                        self.sink(mv[:have])
                     raise FormatError("truncated core: %s ends at byte %d"
                                       % (what, self.pos + got + have))
                 have += k
+            if self.sink is not None:
+                self.sink(piece)
             parts.append(piece)
             got += have
         self.pos += n
@@ -190,8 +195,7 @@ class Stream:
             self.f.seek(off)
             self.pos = off
             return
-        from crashkeep.drain import drain
-        n = drain(self.f, self.mv, off - self.pos)
+        n = self._drop(off - self.pos)
         self.pos += n
         if self.pos < off:
             self.eof = True
@@ -201,11 +205,25 @@ class Stream:
         """Read and drop the rest of the stream (at most limit bytes if >= 0)."""
         if self.eof:
             return 0
-        from crashkeep.drain import drain
-        n = drain(self.f, self.mv, limit)
+        n = self._drop(limit)
         self.pos += n
         if limit < 0 or n < limit:
             self.eof = True
+        return n
+
+    def _drop(self, limit):
+        if self.sink is None:
+            from crashkeep.drain import drain
+            return drain(self.f, self.mv, limit)
+        n = 0
+        size = len(self.mv)
+        while limit < 0 or n < limit:
+            want = size if limit < 0 or limit - n >= size else limit - n
+            k = self.f.readinto(self.mv[:want])
+            if not k:
+                break
+            self.sink(self.mv[:k])
+            n += k
         return n
 
 
@@ -414,13 +432,14 @@ def merge(ranges):
     return out
 
 
-def read_core(f, seekable=False, planner=plan):
+def read_core(f, seekable=False, planner=plan, sink=None):
     """Read a core from file object f (pipe: forward only). Returns a Core.
 
     The stream is left after the last byte we wanted; call `core.stream.drain()`
     to consume the rest (a core_pattern handler must, so the kernel finishes).
     """
     s = Stream(f, seekable)
+    s.sink = sink
     core = Core()
     core.stream = s
     ident = s.read_exact(16, "ELF header")

@@ -1,6 +1,7 @@
 """`crashkeep core` as the kernel runs it: the real core_pattern pipe on this host,
 install/uninstall on a fake /proc, and the handler fed a core on stdin."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from crashkeep.phramrec import FLAG_CORE
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_core_gdb import (CorePattern, SRC_CHAIN, SRC_THREAD, build, capture_core,  # noqa: E402
-                           pattern_writable, _unlimited_core, analyze)
+                           pattern_writable, _unlimited_core, analyze, gdb_threads)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = os.path.realpath(sys.executable)
@@ -90,6 +91,11 @@ def read(p):
         return f.read()
 
 
+def read_bytes(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+
 def test_install_uninstall_fake_root(tmp_path):
     r = fake_root(str(tmp_path), "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h")
     p = run_cli("core", "install", "--root", r, "--exe", "/bin/crashkeep", "--device", "mtd:ck")
@@ -144,6 +150,8 @@ def _pipe_handler(t):
     exe = build(t, "chain", SRC_CHAIN, ["-O2", "-fomit-frame-pointer", "-fPIE", "-pie"])
     img = make_area(t)
     board = make_board(t)
+    with open(board, "a") as f:
+        f.write("core.dir = %s/cores\n" % t)
     fr = fake_root(t)
     p = run_cli("core", "install", "--root", fr, "--exe", wrapper(t), "--board", board,
                 "--device", img)
@@ -182,6 +190,20 @@ def _pipe_handler(t):
     assert "[stack]" in text and exe in text.split("maps:")[1]
     log = read(os.path.join(t, "messages"))
     assert text.split("(last 64 bytes):\n")[1] == log[-64:]
+    # the core the handler saved beside the record: gdb's backtrace of it is the record's
+    import gzip
+    deadline = time.time() + 20
+    saved = os.path.join(t, "cores", name + ".gz")
+    while not os.path.exists(saved) and time.time() < deadline:
+        time.sleep(0.2)
+    core = os.path.join(t, "core")
+    with open(core, "wb") as f:
+        f.write(gzip.decompress(read_bytes(saved)))
+    threads, order, out = gdb_threads(exe, core)
+    want = threads[proc.pid] if order else threads[None]
+    ours = re.findall(r"#\d+\s+(0x[0-9a-f]+) in (\S+|<signal handler called>)", bt)
+    assert [int(pc, 16) for pc, _ in ours] == [pc for pc, _ in want], (ours, want)
+    assert [n for _, n in ours] == [n for _, n in want], (ours, out)
 
 
 def test_handler_on_stdin_with_fake_proc_drains_everything(tmp_path):
@@ -213,6 +235,39 @@ def test_handler_on_stdin_with_fake_proc_drains_everything(tmp_path):
         for f in th["frames"]:
             if f["function"]:
                 assert " in %s (" % f["function"] in text
+
+
+def test_core_saved_gzipped_to_core_dir_byte_for_byte(tmp_path):
+    import gzip
+    t = str(tmp_path)
+    exe = build(t, "chain", SRC_CHAIN, ["-O2"])
+    core = capture_core(t, exe)
+    data = open(core, "rb").read()
+    img = make_area(t)
+    b = make_board(t)
+    cores = os.path.join(t, "cores")
+    with open(b, "a") as f:
+        f.write("core.dir = %s\ncore.max_bytes = 4M\n" % cores)
+    p = run_cli("core", "--board", b, "--device", img, "--proc", os.path.join(t, "noproc"), "--",
+                "21", "21", "11", "1700000000", "chain", input=data)
+    assert p.returncode == 0, p.stderr
+    assert os.listdir(cores) == ["core-chain-21.gz"]
+    assert gzip.decompress(open(os.path.join(cores, "core-chain-21.gz"), "rb").read()) == data
+    # garbage and a truncated core are copied as they came, too
+    for pid, blob in ((22, b"junk" * 3000), (23, data[:70000])):
+        p = run_cli("core", "--board", b, "--device", img, "--proc", t + "/noproc", "--",
+                    str(pid), str(pid), "11", "1700000000", "chain", input=blob)
+        assert p.returncode == 0, p.stderr
+        saved = open(os.path.join(cores, "core-chain-%d.gz" % pid), "rb").read()
+        assert gzip.decompress(saved) == blob
+    # over core.max_bytes: no file, no temp file left behind
+    small = os.path.join(t, "small.conf")
+    with open(small, "w") as f:
+        f.write(open(b).read().replace("core.max_bytes = 4M", "core.max_bytes = 2K"))
+    p = run_cli("core", "--board", small, "--device", img, "--proc", t + "/noproc", "--",
+                "24", "24", "11", "1700000000", "chain", input=data)
+    assert p.returncode == 0
+    assert sorted(os.listdir(cores)) == ["core-chain-21.gz", "core-chain-22.gz", "core-chain-23.gz"]
 
 
 def test_handler_survives_garbage_and_still_records(tmp_path):
