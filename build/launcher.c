@@ -4,13 +4,38 @@
  * variables, UTF-8 mode, no warnings about missing prefix directories. Python
  * code comes only from inside the binary: Cython-compiled crashkeep modules
  * (builtin, registered in gen/modules.c) and frozen stdlib/CLI modules
- * (gen/frozen.c). The frozen _crashkeep_finder lets dotted builtin names
- * (crashkeep.entry, ...) be imported as package members.
+ * (gen/frozen.c; most of them zlib-compressed). The frozen _crashkeep_finder
+ * lets dotted builtin names (crashkeep.entry, ...) be imported as package
+ * members and loads the compressed frozen modules.
  */
 #include <Python.h>
 
 extern const struct _frozen ck_frozen_table[];
+extern const unsigned char *ck_zstore;
+extern const Py_ssize_t ck_zstore_size;
 extern int ck_append_inittab(void);
+
+/* _crashkeep_zstore.data: a read-only memoryview of the zlib-compressed
+ * frozen modules (gen/frozen.c), read by the frozen _crashkeep_finder. */
+static struct PyModuleDef zstore_def = {
+    PyModuleDef_HEAD_INIT, "_crashkeep_zstore", NULL, -1, NULL,
+};
+
+static PyObject *init_zstore(void)
+{
+    PyObject *m = PyModule_Create(&zstore_def);
+    PyObject *mv;
+
+    if (m == NULL)
+        return NULL;
+    mv = PyMemoryView_FromMemory((char *)ck_zstore, ck_zstore_size, PyBUF_READ);
+    if (mv == NULL || PyModule_AddObject(m, "data", mv) < 0) {
+        Py_XDECREF(mv);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
 
 static int fail(PyStatus st)
 {
@@ -34,7 +59,8 @@ int main(int argc, char **argv)
     if (PyStatus_Exception(st))
         return fail(st);
 
-    if (ck_append_inittab() < 0) {
+    if (ck_append_inittab() < 0 ||
+            PyImport_AppendInittab("_crashkeep_zstore", init_zstore) < 0) {
         fprintf(stderr, "crashkeep: cannot register builtin modules\n");
         return 70;
     }
