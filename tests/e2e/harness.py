@@ -49,6 +49,7 @@ Run (result of run()):
   console       the serial console text of all boots (\\r removed)
   boot_logs[i]  console text of boot i+1, from its start marker to the next
   rcs[i]        exit status of snippet i+1 (None when it panicked/rebooted)
+  panicked[i]   True when boot i+1's log shows "Kernel panic - not syncing"
   started       number of boots that started
   files[NAME]   bytes sent with `emit NAME FILE` (last one wins);
                 emits: list of (boot, name, bytes) in order
@@ -448,6 +449,7 @@ class Run:
             end = marks[k + 1][0] if k + 1 < len(marks) else len(console)
             if 1 <= n <= nboots:
                 self.boot_logs[n - 1] = console[pos:end]
+        self.panicked = ["Kernel panic - not syncing" in log for log in self.boot_logs]
         for m in re.finditer(r"^@@CKBOOT (\d+) END rc=(\d+)$", console, re.M):
             n = int(m.group(1))
             if 1 <= n <= nboots:
@@ -578,11 +580,16 @@ class Testbed:
         console, killed, rc, timed_out = _run_qemu(argv, kill_on, nboots, timeout)
         with open(os.path.join(rdir, "console.log"), "w") as f:
             f.write(console)
-        with open(data_log, "rb") as f:
-            data = f.read()
+        data = b""
+        if os.path.exists(data_log):
+            with open(data_log, "rb") as f:
+                data = f.read()
         if timed_out:
             raise TestbedTimeout("QEMU run did not finish in %ss; console tail:\n%s"
                                  % (timeout, console[-4000:]))
+        if rc and "@@CKBOOT" not in console:
+            raise TestbedError("QEMU failed (exit status %s):\n%s\n%s"
+                               % (rc, " ".join(argv), console[-4000:]))
         return Run(console, data, nboots, disks, ram_file, killed, rc, rdir)
 
 

@@ -78,6 +78,7 @@ def test_panic_warm_reboot_keeps_pstore_record_and_phram_bytes(testbed):
         """], disk=disk, files={"testbed/blob.bin": blob})
     assert run.started == 2, run.console
     assert run.rcs == [None, 0], run.console
+    assert run.panicked == [True, False]
     assert "still alive" not in run.console
     assert "Kernel panic - not syncing: sysrq triggered crash" in run.boot_logs[0]
     assert run.files["pstore_ls"].split() == [b"dmesg-ramoops-0"]
@@ -202,3 +203,9 @@ def test_binary_runs_in_initramfs(testbed):
     assert run.files["boot_help"] == host_crashkeep("boot", "--help").encode() + b"rc=0\n"
     # The init hook with the real binary: whatever `boot` did, the boot went on.
     assert "\nHOOK-DONE\n" in run.boot_logs[0]
+
+
+def test_qemu_failure_is_reported(testbed):
+    """A QEMU that cannot start raises with its message, not an empty Run."""
+    with pytest.raises(harness.TestbedError, match="QEMU failed"):
+        testbed.run(["true"], ram_file=os.path.join(testbed.tmp, "no", "such", "dir", "ram"))
