@@ -245,6 +245,7 @@ class ElfFile:
             count = limits.ELF_SYMBOLS_MAX
         qs = sorted(set(addrs))
         qmax = qs[-1]
+        names = {}
         sized = {}   # addr -> (value, size, st_name, rank)
         zero = {}
         per = SYM_CHUNK // ent
@@ -268,17 +269,18 @@ class ElfFile:
                 typ = st_info & 15
                 if typ not in (STT_FUNC, STT_NOTYPE, STT_GNU_IFUNC):
                     continue
-                # among symbols at one address the later one in the table wins, as in gdb
-                # (its sorted minimal symbols keep table order; lookup takes the last)
+                # among symbols at one address the greatest name wins, as in gdb (its
+                # minimal symbols sort by address, then name; lookup takes the last one)
                 best = sized if st_size else zero
                 for q in qs:
                     if st_value > q:
                         continue
                     cur = best.get(q)
-                    if cur is None or st_value >= cur[0]:
+                    if cur is None or st_value > cur[0] or (
+                            st_value == cur[0] and st_name != cur[2] and
+                            self._name(strtab, st_name, names) > self._name(strtab, cur[2], names)):
                         best[q] = (st_value, st_size, st_name)
             i += n
-        names = {}
         for q in qs:
             s = sized.get(q)
             z = zero.get(q)
@@ -289,12 +291,15 @@ class ElfFile:
                 pick = z
             if pick is None:
                 continue
-            nm = names.get(pick[2])
-            if nm is None:
-                nm = self._string(strtab, pick[2])
-                names[pick[2]] = nm
-            out[q] = Symbol(nm, pick[0], pick[1])
+            out[q] = Symbol(self._name(strtab, pick[2], names), pick[0], pick[1])
         return out
+
+    def _name(self, strtab, off, cache):
+        nm = cache.get(off)
+        if nm is None:
+            nm = self._string(strtab, off)
+            cache[off] = nm
+        return nm
 
     def _string(self, strtab, off):
         if off >= strtab.sh_size:

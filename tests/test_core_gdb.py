@@ -5,7 +5,7 @@ Each test builds a small C program, lets it crash, captures the kernel's core
 generate-core-file where core_pattern is not writable), then compares the
 crashing thread's frames from `crashkeep core analyze --json` with
 `gdb -batch -ex bt`: same program counters, and the same function names (gdb
-prints ?? where crashkeep has no name; aliases at one address count as equal).
+prints ?? where crashkeep has no name).
 """
 import json
 import os
@@ -223,30 +223,13 @@ def analyze(core, *extra):
     return json.loads(r.stdout)
 
 
-def nm_aliases(path):
-    """{address: set(names)} of every symbol in a file (.symtab and .dynsym), by nm."""
-    out = {}
-    for args in (["nm"], ["nm", "-D"]):
-        r = subprocess.run(args + [path], capture_output=True, text=True)
-        for line in r.stdout.split("\n"):
-            parts = line.split()
-            if len(parts) == 3:
-                out.setdefault(int(parts[0], 16), set()).add(parts[2].split("@")[0])
-    return out
-
-
 def same_function(ours, gdb_name):
     if gdb_name == "<signal handler called>":
         return ours["how"] == "signal"
     if gdb_name == "??":
         return ours["function"] is None
-    if ours["function"] == gdb_name:
-        return True
-    if ours["function"] is None or not ours["module"]:
-        return False
-    # aliases: both names label the same address in the module
-    start = int(ours["offset"], 16) - int(ours["function_offset"], 16)
-    return gdb_name in nm_aliases(ours["module"]).get(start, set())
+    # exact: where several names label one address, crashkeep picks gdb's (the greatest)
+    return ours["function"] == gdb_name
 
 
 def compare(ours, theirs, context):

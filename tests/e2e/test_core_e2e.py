@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from test_core_gdb import GDB, build, capture_core, nm_aliases  # noqa: E402
+from test_core_gdb import GDB, build, capture_core  # noqa: E402
 
 FLASH = "/crashkeep"
 
@@ -124,12 +124,10 @@ def test_crash_record_in_phram_survives_panic_and_is_salvaged(testbed, tmp_path)
     crashed = report.split("(crashed):\n")[1].split("backtrace thread")[0].split("maps:")[0]
     ours = re.findall(r"#\d+\s+(0x[0-9a-f]+) in (\S+)", crashed)
     assert len(ours) == len(want), (ours, want)
-    aliases = nm_aliases(exe)
     for (pc, fn), (gpc, gfn) in zip(ours, want):
         if gpc is not None:
             assert int(pc, 16) == gpc, (ours, want)
-        # aliases (two names, one address) count as the same function
-        assert fn == gfn or any(fn in a and gfn in a for a in aliases.values()), (ours, want)
+        assert fn == gfn, (ours, want)
     # the main thread is there too, blocked in pthread_join
     assert report.count("backtrace thread ") == 2
 
