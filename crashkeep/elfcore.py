@@ -343,13 +343,13 @@ def parse_notes(core, data):
                     break
                 core.auxv.append((t, v))
         elif n_type == NT_FILE:
-            parse_nt_file(core, desc, w, wf)
+            parse_nt_file(core, desc, w, e)
 
 
-def parse_nt_file(core, desc, w, wf):
+def parse_nt_file(core, desc, w, e):
     if len(desc) < 2 * w:
         raise FormatError("NT_FILE of %d bytes" % len(desc))
-    count, page = _u(e_of(wf) + ("QQ" if w == 8 else "II"), desc, 0)
+    count, page = _u(e + ("QQ" if w == 8 else "II"), desc, 0)
     if count > limits.CORE_FILES_MAX:
         raise FormatError("NT_FILE claims %d mappings (limit %d)" % (count, limits.CORE_FILES_MAX))
     tab = 2 * w
@@ -358,7 +358,7 @@ def parse_nt_file(core, desc, w, wf):
         raise FormatError("NT_FILE of %d bytes for %d mappings" % (len(desc), count))
     pos = names
     for i in range(count):
-        start, end, pgoff = _u(e_of(wf) + ("QQQ" if w == 8 else "III"), desc, tab + i * 3 * w)
+        start, end, pgoff = _u(e + ("QQQ" if w == 8 else "III"), desc, tab + i * 3 * w)
         j = desc.find(b"\0", pos)
         if j < 0:
             raise FormatError("NT_FILE name %d is not terminated" % i)
@@ -367,10 +367,6 @@ def parse_nt_file(core, desc, w, wf):
         if end < start:
             raise FormatError("NT_FILE mapping %d ends before it starts" % i)
         core.files.append(MappedFile(start, end, pgoff * page, name))
-
-
-def e_of(fmt):
-    return fmt[0]
 
 
 def plan(core):
