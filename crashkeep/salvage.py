@@ -563,7 +563,10 @@ def log(line, root="/"):
 
 def _alarm(seconds, handler):
     try:
-        import signal
+        try:
+            import _signal as signal    # the C module: signal.py builds enums (ms at startup)
+        except ImportError:
+            import signal
         signal.signal(signal.SIGALRM, handler)
         signal.alarm(max(1, int(seconds + 0.999)))
         return signal

@@ -153,3 +153,20 @@ def test_list_shows_bundles_apart_from_ram_records(capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [m["seq"] for m in doc["bundles"]] == [1]
     assert [r["name"] for r in doc["records"]] == ["later"]
+
+
+def test_alarm_bounds_a_stuck_step():
+    """A step that hangs (here: the step-marker pause) is cut by the --timeout alarm:
+    one line, exit 6, records still in RAM."""
+    root = core.make_root(core.RECORDS)
+    env = dict(os.environ, CRASHKEEP_STEPS="1", CRASHKEEP_STEP_PAUSE="30", PYTHONPATH=ROOT)
+    import time
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "crashkeep", "boot", "--board", root + "/board.conf",
+                        "--root", root, "--keep", root + "/keep.img", "--timeout", "1"],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert time.monotonic() - t0 < 20
+    assert r.returncode == 6, r.stdout + r.stderr
+    lines = [l for l in r.stdout.splitlines() if l.startswith("crashkeep: boot")]
+    assert len(lines) == 1 and "timed out" in lines[0] and "kept in RAM" in lines[0], r.stdout
+    assert sorted(os.listdir(root + "/sys/fs/pstore")) == ["dmesg-ramoops-0", "dmesg-ramoops-1"]
