@@ -116,7 +116,7 @@ def exec_ranges(maps):
     return [(s, e) for s, e, _o, perms, _p in maps if "x" in perms]
 
 
-def backtraces(core, maps, search=(), exe_path=None, strict=False):
+def backtraces(core, maps, search=(), exe_path=None, strict=False, map_files=None):
     """[(Thread, [Frame])], crashing thread first.
 
     A thread whose unwinding fails keeps the frame from its registers: the
@@ -124,7 +124,7 @@ def backtraces(core, maps, search=(), exe_path=None, strict=False):
     """
     if core.arch is None or not core.threads:
         return []
-    mods = unwind.modules_from_maps([(s, e, o, p) for s, e, o, _perm, p in maps])
+    mods = unwind.modules_from_maps([(s, e, o, p) for s, e, o, _perm, p in maps], map_files)
     exe_mod = None
     entry = core.aux(elfcore.AT_ENTRY)
     if entry is not None:
@@ -507,9 +507,12 @@ def handle(opts):
     saver = core_saver(board, name)
     try:
         core = elfcore.read_core(inp, sink=saver)
-        if not maps:
+        map_files = None
+        if maps:
+            map_files = path_join(opts.proc, "%d/map_files" % pid)
+        else:
             maps = core_maps(core)
-        traces = backtraces(core, maps)
+        traces = backtraces(core, maps, map_files=map_files)
     except FormatError as e:
         error = "Failed to read the core: %s" % (e,)
     except Exception as e:  # a bug here must not cost the record: keep what /proc told

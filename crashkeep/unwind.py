@@ -55,6 +55,7 @@ class Module:
         self.symelf = None       # for symbols (a separate debug file when one was found)
         self.bias = None
         self.tried = False
+        self.alt = None          # another path to the same bytes (/proc/<pid>/map_files/...)
 
     @property
     def start(self):
@@ -836,13 +837,26 @@ def symbolize(frames_lists, modules):
                 f.sym_offset = (f.pc - m.bias) - s.value
 
 
-def modules_from_maps(entries):
-    """[Module] from [(start, end, offset, path)]: file mappings grouped by path, and the vDSO."""
+DELETED = " (deleted)"
+
+
+def modules_from_maps(entries, map_files=None):
+    """[Module] from [(start, end, offset, path)]: file mappings grouped by path, and the vDSO.
+
+    map_files: /proc/<pid>/map_files while the process lives. A file replaced
+    or removed since it was mapped (an upgrade under a running daemon) shows
+    as "path (deleted)"; its bytes are still readable there.
+    """
     by = {}
     order = []
     for start, end, offset, path in entries:
         if not path or (path[0] != "/" and path != "[vdso]"):
             continue
+        alt = None
+        if path.endswith(DELETED):
+            path = path[:-len(DELETED)]
+            if map_files:
+                alt = "%s/%x-%x" % (map_files, start, end)
         m = by.get(path)
         if m is None:
             if len(order) >= limits.MODULES_MAX:
@@ -852,6 +866,8 @@ def modules_from_maps(entries):
             order.append(m)
         else:
             m.ranges.append((start, end, offset))
+        if alt and not m.alt:
+            m.alt = alt
     return order
 
 
@@ -874,6 +890,8 @@ def _candidates(m, search, exe):
     out = []
     if exe:
         out.append(exe)
+    if m.alt:
+        out.append(m.alt)
     out.append(m.path)
     for d in search:
         out.append(d.rstrip("/") + m.path)

@@ -371,3 +371,40 @@ def test_handler_under_micropython(tmp_path):
     got = re.findall(r"#\d+\s+0x[0-9a-f]+ in (\S+)", text)
     assert got == [w or "??" for w in want], (got, want)
     assert "level1" in got
+
+
+SRC_SLOW = r"""
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+__attribute__((noinline)) int deep_inside(const char *p) { return (int)strlen(p); }
+__attribute__((noinline)) int outer(const char *p) { return deep_inside(p) + 2; }
+int main(int argc, char **argv) { usleep(300000); return outer(argc > 5 ? argv[1] : (char *)24); }
+"""
+
+
+def test_real_pipe_handler_names_frames_of_a_deleted_binary(tmp_path):
+    """The program file is removed under the running process (an upgrade): the handler
+    reads the still-mapped bytes through /proc/<pid>/map_files."""
+    t = tempfile.mkdtemp(prefix="ck", dir="/tmp")
+    try:
+        exe = build(t, "upg", SRC_SLOW, ["-O2", "-fPIE", "-pie"])
+        img = make_area(t)
+        with CorePattern("|%s core --device %s -- %%P %%i %%s %%t %%e %%u" % (wrapper(t), img)):
+            proc = subprocess.Popen([exe], preexec_fn=_unlimited_core)
+            time.sleep(0.1)
+            os.remove(exe)
+            _, status = os.waitpid(proc.pid, 0)
+            proc.returncode = 0
+        assert os.WCOREDUMP(status)
+        name = "core-upg-%d" % proc.pid
+        deadline = time.time() + 20
+        while name not in records(img) and time.time() < deadline:
+            time.sleep(0.2)
+        text = records(img)[name][1].decode()
+        assert "exe: %s (deleted)" % exe in text
+        bt = text.split("(crashed):\n")[1].split("maps:")[0]
+        assert " in deep_inside (upg+0x" in bt and " in outer (upg+0x" in bt, bt
+        assert " in _start (upg+0x" in bt
+    finally:
+        shutil.rmtree(t, ignore_errors=True)
