@@ -116,15 +116,21 @@ def exec_ranges(maps):
     return [(s, e) for s, e, _o, perms, _p in maps if "x" in perms]
 
 
-def backtraces(core, maps, search=(), exe_path=None, strict=False, map_files=None):
+def modules_for(maps, map_files=None):
+    return unwind.modules_from_maps([(s, e, o, p) for s, e, o, _perm, p in maps], map_files)
+
+
+def backtraces(core, maps, search=(), exe_path=None, strict=False, mods=None):
     """[(Thread, [Frame])], crashing thread first.
 
     A thread whose unwinding fails keeps the frame from its registers: the
     record matters more than the backtrace (strict=True lets errors out: the fuzzer).
     """
+    if mods is None:
+        mods = modules_for(maps)
     if core.arch is None or not core.threads:
+        unwind.close_modules(mods)
         return []
-    mods = unwind.modules_from_maps([(s, e, o, p) for s, e, o, _perm, p in maps], map_files)
     exe_mod = None
     entry = core.aux(elfcore.AT_ENTRY)
     if entry is not None:
@@ -505,18 +511,23 @@ def handle(opts):
     maps = info["maps"]
     name = record_name(comm, pid)
     saver = core_saver(board, name)
+    mods = None
+    if maps:
+        # before the core: once it is read the kernel may reap the process, and
+        # /proc/<pid>/map_files (files deleted since they were mapped) goes with it
+        mods = modules_for(maps, path_join(opts.proc, "%d/map_files" % pid))
+        unwind.preopen(mods)
     try:
         core = elfcore.read_core(inp, sink=saver)
-        map_files = None
-        if maps:
-            map_files = path_join(opts.proc, "%d/map_files" % pid)
-        else:
+        if not maps:
             maps = core_maps(core)
-        traces = backtraces(core, maps, map_files=map_files)
+        traces = backtraces(core, maps, mods=mods)
     except FormatError as e:
         error = "Failed to read the core: %s" % (e,)
     except Exception as e:  # a bug here must not cost the record: keep what /proc told
         error = "Failed to read the core: %s: %s" % (type(e).__name__, e)
+    if mods is not None:
+        unwind.close_modules(mods)
     r = build_report(core, maps, traces, pid=pid, tid=tid, uid=info["uid"] if uid is None else uid,
                      exe=info["exe"], cmdline=info["cmdline"], when=when, firmware=firmware,
                      comm=comm, sig=sig, log=log_tail(board), error=error)

@@ -871,6 +871,18 @@ def modules_from_maps(entries, map_files=None):
     return order
 
 
+def preopen(modules):
+    """Open now what only the live process can give (map_files of deleted files):
+    an open file stays readable after the process is reaped."""
+    from crashkeep.elffile import ElfFile
+    for m in modules:
+        if m.alt and m.elf is None:
+            try:
+                m.elf = ElfFile(m.alt, m.path)
+            except (OSError, FormatError, ValueError):
+                m.elf = None
+
+
 def _build_id_in_core(core, m):
     from crashkeep.elffile import ElfFile
     for s, e, off in m.ranges:
@@ -916,7 +928,7 @@ def open_modules(core, modules, search=(), exe_path=None, exe_module=None):
                     m.elf = ElfFile(data, "[vdso]")
                 except (FormatError, ValueError, IndexError):
                     m.elf = None
-        else:
+        elif m.elf is None:
             want = _build_id_in_core(core, m)
             exe = exe_path if m is exe_module else None
             cands = _candidates(m, search, exe)
