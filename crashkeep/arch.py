@@ -30,7 +30,8 @@ EM_MIPS = 8
 class Arch:
     def __init__(self, name, e_machine, ptr_size, reg_names, dwarf_regs, sp, pc, fp, ra_column,
                  prstatus_reg_off, prstatus_pid_off, psinfo, siginfo_code_off, siginfo_addr_off,
-                 fp_ra_off, fp_next_off, fp_sp_off, entry_ra_at_sp, red_zone):
+                 fp_ra_off, fp_next_off, fp_sp_off, entry_ra_at_sp, red_zone,
+                 call_window, after_call):
         self.name = name
         self.e_machine = e_machine
         self.ptr_size = ptr_size
@@ -53,6 +54,12 @@ class Arch:
         self.fp_sp_off = fp_sp_off          # caller's sp = fp + this
         self.entry_ra_at_sp = entry_ra_at_sp  # just after a call, the return address is at [sp]
         self.red_zone = red_zone            # bytes below sp a leaf may use (read them too)
+        self.call_window = call_window      # code bytes before a return address to check
+        self._after_call = after_call       # for a call instruction (the stack scan)
+
+    def after_call(self, code):
+        """True if `code` (the call_window bytes before a return address) ends with a call."""
+        return self._after_call(code)
 
     @property
     def sp_dwarf(self):
@@ -61,6 +68,16 @@ class Arch:
     @property
     def fp_dwarf(self):
         return self.dwarf_of[self.fp]
+
+
+def _x86_after_call(code):
+    # call rel32 (e8 xx xx xx xx), call *reg / *mem (ff /2) in its 2-, 3-, 6- and 7-byte forms
+    if code[2] == 0xE8:
+        return True
+    for k in (5, 4, 1, 0):
+        if code[k] == 0xFF and (code[k + 1] >> 3) & 7 == 2:
+            return True
+    return False
 
 
 X86_64 = Arch(
@@ -76,7 +93,8 @@ X86_64 = Arch(
     {"uid": (16, 4), "gid": (20, 4), "pid": (24, 4), "ppid": (28, 4), "fname": (40, 16),
      "psargs": (56, 80)},
     8, 16,
-    8, 0, 16, True, 128)
+    8, 0, 16, True, 128,
+    7, _x86_after_call)
 
 ARCHES = (X86_64,)
 

@@ -792,19 +792,14 @@ class Unwinder:
         m = self.module_at(ra)
         if m is None or m.elf is None:
             return False
-        off = m.elf.vaddr_to_offset(ra - m.bias - 7, 7)
+        n = self.arch.call_window
+        off = m.elf.vaddr_to_offset(ra - m.bias - n, n)
         if off is None:
             return False
-        code = m.elf.pread(off, 7)
-        if len(code) < 7:
+        code = m.elf.pread(off, n)
+        if len(code) < n:
             return False
-        # x86: call rel32 (e8), call *reg / *mem (ff /2) in its 2-, 3-, 6- and 7-byte forms
-        if code[2] == 0xE8:
-            return True
-        for k in (5, 4, 1, 0):
-            if code[k] == 0xFF and (code[k + 1] >> 3) & 7 == 2:
-                return True
-        return False
+        return self.arch.after_call(code)
 
 
 def symbolize(frames_lists, modules):
