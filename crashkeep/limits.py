@@ -37,3 +37,4 @@ CFI_INSNS_MAX = const(10000)         # CFA instructions run for one frame
 DWARF_EXPR_OPS_MAX = const(1000)     # DWARF expression operations run for one rule
 MODULES_MAX = const(512)             # mapped ELF files opened for one backtrace
 CFI_SCAN_ENTRIES_MAX = const(20000)  # .eh_frame entries walked per lookup without .eh_frame_hdr
+CORE_MORE_RANGES = const(8)          # extra memory ranges the unwinder may ask for while streaming
