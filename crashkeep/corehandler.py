@@ -216,9 +216,13 @@ def build_report(core, maps, traces, pid=None, tid=None, uid=None, exe=None, cmd
         r["signal"] = sig
     r["signal_name"] = signal_name(r["signal"])
     crashed_tid = r["tid"]
+    if not any(t.tid == crashed_tid for t, _f in traces):
+        # %i is the tid in the initial pid namespace, the notes hold the process's own
+        # (a container): the kernel writes the crashing thread first either way
+        crashed_tid = traces[0][0].tid if traces else None
     ordered = sorted(traces, key=lambda tf: 0 if tf[0].tid == crashed_tid else 1)
-    for i, (t, frames) in enumerate(ordered):
-        r["threads"].append({"tid": t.tid, "crashed": t.tid == crashed_tid or (i == 0 and not crashed_tid),
+    for t, frames in ordered:
+        r["threads"].append({"tid": t.tid, "crashed": t.tid == crashed_tid,
                              "frames": [f.as_dict() for f in frames]})
     return r
 
@@ -458,6 +462,42 @@ def core_saver(board, name):
     return None
 
 
+class MoreMemory:
+    """While the core streams by: after the crashing thread's stack is in, unwind it
+    once; if that stops on memory still ahead in the stream (the interrupted stack
+    behind a signal frame on an alternate stack), ask for a window there."""
+
+    def __init__(self, maps, mods):
+        self.maps = maps
+        self.mods = mods
+        self.asked = []
+
+    def __call__(self, core, va, size):
+        a = core.arch
+        if a is None or not core.threads:
+            return ()
+        sp = core.threads[0].regs.get(a.sp, 0)
+        # only when the range just read is the crashing stack or one asked for:
+        # an unwind per header page would cost more than it could find
+        if not (va <= sp < va + size or any(va <= x < va + size for x in self.asked)):
+            return ()
+        maps = self.maps or core_maps(core)
+        if self.mods is None:
+            self.mods = modules_for(maps)
+        try:
+            unwind.open_modules(core, self.mods)
+            u = unwind.Unwinder(core, self.mods, exec_ranges(maps) or None)
+            u.unwind(core.threads[0])
+        except Exception:  # only a hint: the real unwind comes later
+            return ()
+        if u.missing is None or u.missing in self.asked:
+            return ()
+        self.asked.append(u.missing)
+        want = []
+        elfcore._range(core, u.missing - a.red_zone, limits.CORE_STACK_THREAD, want)
+        return want
+
+
 def _stdin():
     try:
         return open(0, "rb", buffering=0, closefd=False)
@@ -518,7 +558,9 @@ def handle(opts):
         mods = modules_for(maps, path_join(opts.proc, "%d/map_files" % pid))
         unwind.preopen(mods)
     try:
-        core = elfcore.read_core(inp, sink=saver)
+        more = MoreMemory(maps, mods)
+        core = elfcore.read_core(inp, sink=saver, more=more)
+        mods = more.mods
         if not maps:
             maps = core_maps(core)
         traces = backtraces(core, maps, mods=mods)

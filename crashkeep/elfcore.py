@@ -100,6 +100,7 @@ class Core:
         self.memory = []          # [(vaddr, bytes)] sorted by vaddr
         self.notes_truncated = False
         self.bytes_read = 0       # of the stream, including what was drained
+        self.lazy = None          # the seekable file, when there is one
 
     @property
     def pid(self):
@@ -126,11 +127,21 @@ class Core:
         return None
 
     def read(self, addr, n):
-        """n bytes at addr from the memory we kept, or None when we did not keep them."""
+        """n bytes at addr from the memory we kept, or None when we did not keep them.
+
+        A core read from a seekable file (analyze) has all of its memory: what
+        was not kept is read from the file on demand."""
         for va, data in self.memory:
             if va <= addr and addr + n <= va + len(data):
                 o = addr - va
                 return data[o:o + n]
+        if self.lazy is not None:
+            s = self.segment_at(addr)
+            if s is not None and addr + n <= s.p_vaddr + s.p_filesz:
+                self.lazy.seek(s.p_offset + (addr - s.p_vaddr))
+                b = self.lazy.read(n)
+                if len(b) == n:
+                    return b
         return None
 
     def read_word(self, addr):
@@ -428,7 +439,7 @@ def merge(ranges):
     return out
 
 
-def read_core(f, seekable=False, planner=plan, sink=None):
+def read_core(f, seekable=False, planner=plan, sink=None, more=None):
     """Read a core from file object f (pipe: forward only). Returns a Core.
 
     The stream is left after the last byte we wanted; call `core.stream.drain()`
@@ -475,15 +486,37 @@ def read_core(f, seekable=False, planner=plan, sink=None):
         budget -= size
         s.skip_to(g.p_offset)
         parse_notes(core, s.read_exact(size, "notes"))
-    for off, va, size in planner(core):
+    pending = planner(core)
+    asked = 0
+    while pending:
+        off, va, size = pending.pop(0)
         if s.eof:
             break
+        if off < s.pos and not seekable:
+            # overlaps what already streamed by: keep the part still ahead
+            if off + size <= s.pos:
+                continue
+            va += s.pos - off
+            size -= s.pos - off
+            off = s.pos
         try:
             s.skip_to(off)
             core.memory.append((va, s.read_exact(size, "memory")))
         except FormatError:
             # a core cut short (RLIMIT_CORE, disk full) still has its notes: keep going
             break
+        if more is None:
+            continue
+        # the caller may ask for memory it found it needs (a signal frame on an
+        # alternate stack points back to the interrupted stack): later bytes only
+        for r in more(core, va, size) or ():
+            if asked >= limits.CORE_MORE_RANGES or (not seekable and r[0] + r[2] <= s.pos):
+                continue
+            asked += 1
+            pending.append(r)
+        pending = merge(pending)
     core.memory.sort(key=lambda m: m[0])
     core.bytes_read = s.pos
+    if seekable:
+        core.lazy = f
     return core

@@ -618,6 +618,7 @@ class Unwinder:
                            if s.p_type == 1 and s.p_flags & 1]
         self.exec_ranges = exec_ranges
         self.eh = {}
+        self.missing = None
 
     def module_at(self, addr):
         for m in self.modules:
@@ -632,7 +633,10 @@ class Unwinder:
         return False
 
     def word(self, addr):
-        return self.core.read_word(addr & self.mask)
+        v = self.core.read_word(addr & self.mask)
+        if v is None and self.missing is None:
+            self.missing = addr & self.mask   # the first memory the unwind wanted and lacked
+        return v
 
     def _ehframe(self, m):
         if m.elf is None:
@@ -918,7 +922,9 @@ def open_modules(core, modules, search=(), exe_path=None, exe_module=None):
         if m.path == "[vdso]":
             s, e, _ = m.ranges[0]
             data = core.read(s, min(e - s, limits.CORE_VDSO_MAX))
-            if data is not None:
+            if data is None:
+                m.tried = False       # not streamed by yet: try again later
+            else:
                 try:
                     m.elf = ElfFile(data, "[vdso]")
                 except (FormatError, ValueError, IndexError):

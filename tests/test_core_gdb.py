@@ -111,6 +111,31 @@ int main(void) {
 """
 
 
+SRC_ALTSTACK = r"""
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+volatile int *bad;
+__attribute__((noinline)) void again(int sig) { *bad = sig; }      /* crashes inside the handler */
+void on_segv(int sig) { again(sig); __asm__ volatile(""); }
+__attribute__((noinline)) int first(int *p) { return *p + 1; }     /* the first fault */
+__attribute__((noinline)) int outer(int *p) { return first(p) * 2; }
+int main(void) {
+    stack_t ss;
+    struct sigaction sa;
+    ss.ss_sp = malloc(1 << 16);
+    ss.ss_size = 1 << 16;
+    ss.ss_flags = 0;
+    sigaltstack(&ss, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_segv;
+    sa.sa_flags = SA_ONSTACK;   /* SIGSEGV stays blocked: the second fault kills */
+    sigaction(SIGSEGV, &sa, 0);
+    return outer((int *)0);
+}
+"""
+
+
 def build(tmp, name, src, flags, libs=()):
     c = os.path.join(tmp, name + ".c")
     with open(c, "w") as f:
@@ -367,3 +392,13 @@ def test_debug_files_by_build_id(tmp_path):
     assert f0["function"] and "strlen" in f0["function"], f0
     plain = analyze(core)
     assert crashed(plain)[0]["function"] is None
+
+
+def test_crash_in_handler_on_alternate_stack(tmp_path):
+    """The handler runs on a sigaltstack (heap) and crashes: the interrupted frames
+    live on the main stack, reached through the signal frame."""
+    exe = build(str(tmp_path), "alt", SRC_ALTSTACK, ["-O2", "-fomit-frame-pointer"])
+    core = capture_core(str(tmp_path), exe)
+    r = check_against_gdb(exe, core)
+    fr = names(crashed(r))
+    assert fr[:5] == ["again", "on_segv", None, "first", "outer"], fr

@@ -14,8 +14,8 @@ from crashkeep import corehandler, keeparea
 from crashkeep.phramrec import FLAG_CORE
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_core_gdb import (CorePattern, SRC_CHAIN, SRC_THREAD, build, capture_core,  # noqa: E402
-                           pattern_writable, _unlimited_core, analyze, gdb_threads)
+from test_core_gdb import (CorePattern, SRC_ALTSTACK, SRC_CHAIN, SRC_THREAD, build,  # noqa: E402
+                           capture_core, pattern_writable, _unlimited_core, analyze, gdb_threads)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = os.path.realpath(sys.executable)
@@ -408,3 +408,22 @@ def test_real_pipe_handler_names_frames_of_a_deleted_binary(tmp_path):
         assert " in _start (upg+0x" in bt
     finally:
         shutil.rmtree(t, ignore_errors=True)
+
+
+def test_pipe_reader_follows_a_signal_frame_to_the_interrupted_stack(tmp_path):
+    """Crash in a handler on a sigaltstack (heap, early in the core): the handler asks for
+    the interrupted stack (later in the stream) while reading, and unwinds through it as
+    far as analyze on the whole file does."""
+    t = str(tmp_path)
+    exe = build(t, "alt", SRC_ALTSTACK, ["-O2", "-fomit-frame-pointer"])
+    core = capture_core(t, exe)
+    want = [f["function"] or "??" for f in analyze(core)["threads"][0]["frames"]]
+    assert "outer" in want
+    img = make_area(t)
+    p = run_cli("core", "--device", img, "--proc", t + "/noproc", "--", "41", "41", "11",
+                "1700000000", "alt", input=read_bytes(core))
+    assert p.returncode == 0, p.stderr
+    text = records(img)["core-alt-41"][1].decode()
+    got = re.findall(r"#\d+\s+0x[0-9a-f]+ in (\S+)", text.split("(crashed):")[1])
+    got = ["??" if g == "<signal" else g for g in got]
+    assert got == want, (got, want)
