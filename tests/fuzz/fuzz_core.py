@@ -37,9 +37,10 @@ def seeds():
 
 def one(data):
     try:
-        core = elfcore.read_core(Pipe(data, 65536))
+        more = corehandler.MoreMemory([], None)
+        core = elfcore.read_core(Pipe(data, 65536), more=more)
         maps = corehandler.core_maps(core)
-        tr = corehandler.backtraces(core, maps, strict=True)
+        tr = corehandler.backtraces(core, maps, strict=True, mods=more.mods)
         corehandler.render_text(corehandler.build_report(core, maps, tr))
         core.stream.drain()
     except FormatError:
