@@ -209,3 +209,34 @@ def test_qemu_failure_is_reported(testbed):
     """A QEMU that cannot start raises with its message, not an empty Run."""
     with pytest.raises(harness.TestbedError, match="QEMU failed"):
         testbed.run(["true"], ram_file=os.path.join(testbed.tmp, "no", "such", "dir", "ram"))
+
+
+def _readelf_depends(ko):
+    """The depends= modinfo string as readelf prints the .modinfo section."""
+    out = subprocess.run(["readelf", "-p", ".modinfo", ko], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines():
+        if "depends=" in line:
+            val = line.split("depends=", 1)[1].strip()
+            return [d.replace("-", "_") for d in val.split(",") if d]
+    return []
+
+
+def test_module_closure_loads_dependencies_first(testbed_env):
+    """mkinitramfs resolves depends= like modprobe would: every module after its
+    dependencies, nothing missing (oracle: readelf's view of .modinfo)."""
+    sys.path.insert(0, os.path.join(ROOT, "initramfs"))
+    import mkinitramfs
+    base, mods = mkinitramfs.resolve_modules(testbed_env.kdir, harness.MODULES)
+    order = [n for n, _ in mods]
+    assert len(order) == len(set(order))
+    for i, (name, rel) in enumerate(mods):
+        deps = _readelf_depends(os.path.join(base, rel))
+        assert deps == mkinitramfs.modinfo_depends(os.path.join(base, rel)), name
+        for d in deps:
+            assert d in order[:i], (name, d)
+    for want in ("reed_solomon", "ramoops", "mtd", "phram", "mtdblock", "virtio_blk", "ext4",
+                 "jbd2", "mbcache", "crc16", "virtio_ring"):
+        assert want in order
+    assert order.index("reed_solomon") < order.index("ramoops")
+    assert order.index("mtd") < order.index("phram")
