@@ -206,11 +206,31 @@ def compile_one(c_path, obj, defines=(), includes=()):
 
 # ---- frozen closure ----------------------------------------------------------
 
-def excluded(name):
-    for e in EXCLUDE:
+# What crashkeep modules may import (guarded) although no static build has it.
+UNAVAILABLE = {"ctypes", "_ctypes", "micropython", "deflate", "mmap", "termios", "_hashlib",
+               "_ssl", "_bz2", "_lzma", "_decimal", "resource", "_json"}
+
+
+def excluded(name, excludes=None):
+    for e in EXCLUDE if excludes is None else excludes:
         if name == e or name.startswith(e + "."):
             return True
     return False
+
+
+def direct_imports(mods):
+    """Top-level names of every module crashkeep's own sources import anywhere."""
+    import ast
+    names = set()
+    for _, src, _ in mods:
+        if not src.endswith(".py"):
+            continue
+        for node in ast.walk(ast.parse(read(src))):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+    return {n for n in names if not n.startswith("crashkeep")}
 
 
 def find_closure(mods):
@@ -218,7 +238,12 @@ def find_closure(mods):
     entry = os.path.join(WORK, "closure_entry.py")
     write_if_changed(entry, "".join("import %s\n" % n for n, _, _ in mods))
     path = [ROOT] + [p for p in sys.path if p and os.path.isdir(p)]
-    mf = modulefinder.ModuleFinder(path=path, excludes=[e for e in EXCLUDE])
+    # EXCLUDE trims what the CLI libraries might import; whatever crashkeep
+    # itself imports (even inside a function) is always frozen.
+    direct = direct_imports(mods)
+    excludes = [e for e in EXCLUDE if e in UNAVAILABLE or
+                not any(d == e or d.startswith(e + ".") for d in direct)]
+    mf = modulefinder.ModuleFinder(path=path, excludes=excludes)
     # modulefinder does not read .pyx: the accelerators' imports are cimports
     # of C headers plus what their pure twins import (scanned anyway).
     mf.run_script(entry)
@@ -226,7 +251,7 @@ def find_closure(mods):
         mf.import_hook(n)
     out = {}
     for name, m in mf.modules.items():
-        if name == "__main__" or name.startswith("crashkeep") or excluded(name):
+        if name == "__main__" or name.startswith("crashkeep") or excluded(name, excludes):
             continue
         if name in CPYTHON_FROZEN or not m.__file__ or not m.__file__.endswith(".py"):
             continue
