@@ -79,8 +79,10 @@ def _table(out, section):
 def _board_if_any(opts):
     from crashkeep import boardconf, keeparea
     from crashkeep._compat import exists
-    if opts.board:
-        return boardconf.load(opts.board)
+    from crashkeep.mtd import getenv
+    path = opts.board or getenv("CRASHKEEP_BOARD")
+    if path:
+        return boardconf.load(path)
     if exists(keeparea.DEFAULT_BOARD):
         return boardconf.load(keeparea.DEFAULT_BOARD)
     return None
@@ -190,9 +192,10 @@ def dump_raw(opts):
     if opts.name or opts.all or opts.json:
         raise ConfigError("dump: --raw takes no NAME, --all or --json")
     board = None
-    if opts.board or not (opts.device or keeparea._env_device()):
+    board_path = opts.board or mtd.getenv("CRASHKEEP_BOARD")
+    if board_path or not (opts.device or keeparea._env_device()):
         from crashkeep import boardconf
-        board = boardconf.load(opts.board or keeparea.DEFAULT_BOARD)
+        board = boardconf.load(board_path or keeparea.DEFAULT_BOARD)
     path = mtd.resolve(keeparea.device_for(board, opts.device))
     progress = None
     if opts.out and opts.out != "-":

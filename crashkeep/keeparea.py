@@ -382,7 +382,9 @@ def open_configured(board_path=None, device=None, write=True):
     The board config is read when it names the device (no --device) or when
     --board is given explicitly (its board.firmware then goes into records).
     """
+    from crashkeep.mtd import getenv
     board = None
+    board_path = board_path or getenv("CRASHKEEP_BOARD")
     if board_path or not (device or _env_device()):
         from crashkeep import boardconf
         board = boardconf.load(board_path or DEFAULT_BOARD)
@@ -390,8 +392,8 @@ def open_configured(board_path=None, device=None, write=True):
 
 
 def _env_device():
-    import os
-    return os.getenv("CRASHKEEP_DEVICE")
+    from crashkeep.mtd import getenv
+    return getenv("CRASHKEEP_DEVICE")
 
 
 def device_for(board, override=None):

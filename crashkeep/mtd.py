@@ -21,6 +21,22 @@ with MEMGETINFO; MicroPython (no ioctl) reads the same facts from sysfs.
 from crashkeep._compat import errno_of, strerror, basename, read_text
 from crashkeep.errors import DeviceError
 
+try:
+    # CPython: the builtin under `os`, loaded at start-up. Without site (the
+    # static binary) `os` itself is not, and importing it costs ~1 ms of a
+    # 10 ms save; the save path needs only stat/getcwd/listdir/environ.
+    import posix as sysos
+except ImportError:
+    import os as sysos      # MicroPython
+
+
+def getenv(name):
+    """$name or None, on both runtimes (posix.environ has bytes keys)."""
+    if hasattr(sysos, "getenv"):
+        return sysos.getenv(name)
+    v = sysos.environ.get(name.encode())
+    return None if v is None else v.decode("utf-8", "surrogateescape")
+
 # mtd-abi.h MTD_* types and the names sysfs prints for them (mtd_type_show)
 TYPES = {0: "absent", 1: "ram", 2: "rom", 3: "nor", 4: "nand", 6: "dataflash", 7: "ubi",
          8: "mlc-nand"}
@@ -39,8 +55,7 @@ _IOCTLS = {
 def ioctl_numbers(machine=None):
     """(MEMGETINFO, MEMERASE) for a `uname -m` machine string (default: this one)."""
     if machine is None:
-        import os
-        machine = os.uname()[4]
+        machine = sysos.uname()[4]
     m = machine.lower()
     for prefix in ("mips", "ppc", "powerpc", "sparc", "alpha"):
         if m.startswith(prefix):
@@ -112,9 +127,8 @@ def find_by_name(name, root=""):
                 return idx
     except OSError:
         pass
-    import os
     try:
-        entries = os.listdir(root + "/sys/class/mtd")
+        entries = sysos.listdir(root + "/sys/class/mtd")
     except OSError:
         entries = []
     for e in entries:
@@ -152,9 +166,8 @@ def mtd_index(path):
 
 
 def _is_chardev(path):
-    import os
     try:
-        return (os.stat(path)[0] & 0o170000) == 0o020000
+        return (sysos.stat(path)[0] & 0o170000) == 0o020000
     except OSError as e:
         raise DeviceError("Failed to open '%s': %s" % (path, strerror(e)))
 
@@ -202,9 +215,8 @@ def device_info(path, f=None, root=""):
         if info is None:
             info = info_from_sysfs(path, idx, root)
         return info
-    import os
     try:
-        st = os.stat(path)
+        st = sysos.stat(path)
     except OSError as e:
         raise DeviceError("Failed to open '%s': %s" % (path, strerror(e)))
     size = st[6]

@@ -4,23 +4,24 @@ The save path is what an init script or a log hook runs, so it imports only
 the keep area (no block copier, no typer): one read of the tail, one scan of
 the area, two writes.
 """
-import os
-
 from crashkeep.cmdspec import Command, Param
 from crashkeep.errors import ConfigError
 
 BOARD_PARAMS = [
-    Param("board", help="board config [default: /etc/crashkeep/board.conf]",
-          envvar="CRASHKEEP_BOARD", metavar="CONFIG"),
-    Param("device", help="keep-area device (/dev/mtdN, mtd:NAME, file); overrides the board",
-          envvar="CRASHKEEP_DEVICE", metavar="DEV"),
+    # $CRASHKEEP_BOARD / $CRASHKEEP_DEVICE are read by keeparea.open_configured
+    # (not as Param envvars: those import `os`, a millisecond on the save path)
+    Param("board", help="board config [default: $CRASHKEEP_BOARD or "
+                        "/etc/crashkeep/board.conf]", metavar="CONFIG"),
+    Param("device", help="keep-area device (/dev/mtdN, mtd:NAME, file) [default: "
+                         "$CRASHKEEP_DEVICE, else from the board]", metavar="DEV"),
 ]
 
 
 def _abspath(path):
     if path.startswith("/") or path == "-":
         return path
-    return os.getcwd().rstrip("/") + "/" + path
+    from crashkeep.mtd import sysos
+    return sysos.getcwd().rstrip("/") + "/" + path
 
 
 def read_tail(path, limit):
@@ -30,6 +31,7 @@ def read_tail(path, limit):
     and character devices are read to the end through a `limit`-byte ring.
     """
     from crashkeep._compat import strerror
+    from crashkeep.mtd import sysos
     import sys
     from crashkeep.errors import DeviceError
     try:
@@ -38,7 +40,7 @@ def read_tail(path, limit):
             return _stream_tail(f, limit)
         with open(path, "rb", buffering=0) as f:
             size = 0
-            if (os.stat(path)[0] & 0o170000) == 0o100000:
+            if (sysos.stat(path)[0] & 0o170000) == 0o100000:
                 try:
                     size = f.seek(0, 2)
                 except OSError:
@@ -80,8 +82,9 @@ def save_once(area, opts, flags=0):
 
 
 def _stamp(path):
+    from crashkeep.mtd import sysos
     try:
-        st = os.stat(path)
+        st = sysos.stat(path)
     except OSError:
         return None
     return (st[1], st[6], st[8])        # inode, size, mtime
