@@ -370,15 +370,29 @@ def modules_c(mods):
     return "\n".join(lines) + "\n"
 
 
-def config_c():
+def debian_builtins():
+    """{name: init function} of every builtin module Debian's libpython3.11.a has."""
+    import re
+    src = read(os.path.join(PYCONF, "config.c")).decode()
+    return dict(re.findall(r'\{"([A-Za-z0-9_.]+)", ([A-Za-z0-9_]+)\}', src))
+
+
+def config_c(mods):
+    """Our inittab: BUILTINS plus any builtin crashkeep itself imports."""
+    available = debian_builtins()
+    names = list(BUILTINS)
+    for n in sorted(direct_imports(mods)):
+        if n in available and n not in names:
+            names.append(n)
+            INIT_FUNC.setdefault(n, available[n])
     lines = ["#include <Python.h>", ""]
-    for n in BUILTINS:
+    for n in names:
         f = INIT_FUNC.get(n, "PyInit_" + n)
         if f:
             lines.append("extern PyObject *%s(void);" % f)
     lines.append("")
     lines.append("struct _inittab _PyImport_Inittab[] = {")
-    for n in BUILTINS:
+    for n in names:
         f = INIT_FUNC.get(n, "PyInit_" + n)
         lines.append('    {"%s", %s},' % (n, f or "NULL"))
     lines.append("    {0, 0}")
@@ -417,7 +431,7 @@ def build():
         fsrc, fsize, zsize = frozen_c(closure, pkgs)
         write_if_changed(os.path.join(GEN, "frozen.c"), fsrc)
         write_if_changed(os.path.join(GEN, "modules.c"), modules_c(mods))
-        write_if_changed(os.path.join(GEN, "config.c"), config_c())
+        write_if_changed(os.path.join(GEN, "config.c"), config_c(mods))
         for n in ("frozen", "modules", "config"):
             jobs.append((os.path.join(GEN, n + ".c"), os.path.join(OBJ, "_%s.o" % n), []))
         jobs.append((os.path.join(HERE, "launcher.c"), os.path.join(OBJ, "_launcher.o"), []))
