@@ -2,7 +2,7 @@
 """Benchmark: tail copies out of a 128 MiB file, and `crashkeep save` of a
 64 KiB tail, against the dd commands they replace. Ratios in one run.
 
-    python3 tests/bench/bench_copy.py [--quick] [--full] [--binary build/out/crashkeep]
+    python3 tests/bench/bench_copy.py [--quick] [--full] [--save-only] [--binary PATH]
     python3 tests/bench/bench_copy.py --qemu     # into real phram inside QEMU (TCG)
 
 Copy rows are file -> file into a fresh output (page cache warm):
@@ -49,6 +49,31 @@ def median_time(fn, runs):
     return times[len(times) // 2]
 
 
+def wall_times(argv, runs):
+    """(median, min) wall seconds: min is what an idle machine gives."""
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2], times[0]
+
+
+def median_cpu(argv, runs):
+    """Median user+sys CPU seconds of a command: steadier than wall time on a
+    busy machine (other jobs stretch the wall clock, not our CPU time)."""
+    import resource
+    times = []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    times.sort()
+    return times[len(times) // 2]
+
+
 def sh(argv):
     def f():
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -75,16 +100,18 @@ def main(argv):
     if not os.path.exists(entry):
         entry = None
     try:
+        sizes = [] if "--save-only" in argv else SIZES
         src = os.path.join(tmp, "src.bin")
         with open(src, "wb") as f:
-            for _ in range(SRC_SIZE >> 20):
+            for _ in range((SRC_SIZE >> 20) if sizes else 0):
                 f.write(os.urandom(1 << 20))
         out = os.path.join(tmp, "out.bin")
         print("tail copies out of a %d MiB file, file -> file, median of %d runs" %
               (SRC_SIZE >> 20, runs))
         print("compiled twin: %s; whole-command entry: %s" %
               ("yes" if _blockcopy_c else "NOT BUILT", entry or "python -m crashkeep"))
-        for n in SIZES:
+        cmd = [entry] if entry else [sys.executable, "-m", "crashkeep"]
+        for n in sizes:
             skip = SRC_SIZE - n
             rows = []
 
@@ -137,19 +164,24 @@ def main(argv):
         fsize = os.path.getsize(log)
         print("\nwhole command: keep a 64 KiB tail of a %d KiB log in a 512 KiB area" %
               (fsize >> 10))
-        dd_t = median_time(sh(["dd", "if=" + log, "of=" + area, "bs=1", "count=65536",
-                               "skip=%d" % (fsize - 65536), "conv=notrunc"]), runs)
-        rows = [("dd bs=1 count=65536 skip=<fsize-len> (the note)", dd_t)]
+        dd = ["dd", "if=" + log, "of=" + area, "bs=1", "count=65536",
+              "skip=%d" % (fsize - 65536), "conv=notrunc"]
         save = ["save", log, "--name", "messages", "--max-bytes", "64K", "--device", area]
-        rows.append(("crashkeep save (%s)" % ("pip entry" if entry else "python -m"),
-                     median_time(sh(cmd + save), runs)))
+        cmds = [("dd bs=1 count=65536 skip=<fsize-len> (the note)", dd),
+                ("crashkeep save (%s)" % ("pip entry" if entry else "python -m"), cmd + save)]
         if binary:
-            rows.append(("crashkeep save (static binary)", median_time(sh([binary] + save),
-                                                                       runs)))
+            cmds.append(("crashkeep save (static binary)", [binary] + save))
+            cmds.append(("crashkeep --version (static binary start-up)", [binary, "--version"]))
         else:
-            print("  (no static binary at build/out/crashkeep: its row is missing)")
-        for name, t in rows:
-            print("  %-50s %s   %5.2f of dd bs=1 (goal <= 0.20)" % (name, fmt(t), t / dd_t))
+            print("  (no static binary at build/out/crashkeep: its rows are missing)")
+        runs2 = runs * 3
+        print("  %-50s %11s %11s %11s   %s" % ("%d runs" % runs2, "wall med", "wall min",
+                                               "cpu med", "ratios to dd bs=1 (goal <= 0.20)"))
+        res = [(name, wall_times(argv, runs2), median_cpu(argv, runs2)) for name, argv in cmds]
+        (dd_med, dd_min), dd_cpu = res[0][1], res[0][2]
+        for name, (med, mn), c in res:
+            print("  %-50s %s %s %s   %.2f / %.2f / %.2f" % (name, fmt(med), fmt(mn), fmt(c),
+                                                          med / dd_med, mn / dd_min, c / dd_cpu))
     finally:
         shutil.rmtree(tmp)
 
