@@ -171,14 +171,19 @@ class KeepArea:
         """Bytes of the heap (records and their headers)."""
         return self.size - self.heap_start
 
-    def max_payload(self, name, source=""):
+    def max_payload(self, name, source="", rewrite=True):
         """The largest payload that `put(name, ...)` can store again and again.
 
         A torn-safe rewrite puts the new version beside the old one, so the
         free space around the other records must hold two: either the second
-        largest gap, or half of the largest.
+        largest gap, or half of the largest. rewrite=False: a record written
+        once (a core record): the largest gap beside every live record.
         """
         live = self._live(self._image())
+        if not rewrite:
+            gaps = self._gaps(list(live.values()))
+            best = max([e - s for s, e in gaps] or [0])
+            return max(0, best - pr.header_len(name, self.firmware, source))
         others = [r for r in live.values() if r.name != name]
         sizes = sorted([e - s for s, e in self._gaps(others)], reverse=True)
         best = 0

@@ -301,3 +301,13 @@ def test_max_payload_resaves_beside_other_records():
             a.put("log", bytes([k]) * n, source="/var/log/messages", **FACTS)
         raises(NoSpaceError, a.put, "log", b"x" * (a.capacity() - 100), **FACTS)
         assert a.get("log")[1] == bytes([4]) * n
+
+
+def test_max_payload_for_a_record_written_once():
+    a = mem_area(size=8192)
+    a.put("other", b"o" * 100, **FACTS)
+    n = a.max_payload("core-sh-1", "/bin/sh", rewrite=False)
+    assert n > a.max_payload("core-sh-1", "/bin/sh")
+    a.put("core-sh-1", b"c" * n, source="/bin/sh", **FACTS)
+    assert a.get("other")[1] == b"o" * 100
+    raises(NoSpaceError, a.put, "core-sh-2", b"c" * 1, **FACTS)
