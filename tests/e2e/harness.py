@@ -276,9 +276,13 @@ def base_image(kdir, binary):
     out = os.path.join(WORK, "initramfs-%s.cpio.gz" % key)
     with _Lock("initramfs"):
         if not os.path.exists(out):
+            # Other pytest sessions may still use theirs: drop only images
+            # nobody has used for an hour (run() touches the one it uses).
             for old in os.listdir(WORK):
-                if old.startswith("initramfs-") and old.endswith(".cpio.gz"):
-                    os.unlink(os.path.join(WORK, old))
+                p = os.path.join(WORK, old)
+                if (old.startswith("initramfs-") and old.endswith(".cpio.gz")
+                        and time.time() - os.path.getmtime(p) > 3600):
+                    os.unlink(p)
             auto = mk.resolve_modules(kdir, AUTOLOAD)[1]
             files = [(os.path.join(INITRAMFS_DIR, "testbed-lib.sh"), "testbed/lib.sh"),
                      ("".join("%s %s\n" % m for m in auto).encode(), "testbed/autoload")]
@@ -552,6 +556,10 @@ class Testbed:
         for k, v in (files or {}).items():
             over[k.lstrip("/")] = v if isinstance(v, bytes) else v.encode()
         initrd = os.path.join(rdir, "initrd.cpio.gz")
+        try:
+            os.utime(self.env.base)
+        except FileNotFoundError:
+            self.env.base = base_image(self.env.kdir, self.env.binary)
         with open(self.env.base, "rb") as src, open(initrd, "wb") as dst:
             shutil.copyfileobj(src, dst)
             dst.write(_mkinitramfs().overlay(over))
