@@ -557,8 +557,8 @@ def handle(opts):
         # /proc/<pid>/map_files (files deleted since they were mapped) goes with it
         mods = modules_for(maps, path_join(opts.proc, "%d/map_files" % pid))
         unwind.preopen(mods)
+    more = MoreMemory(maps, mods)
     try:
-        more = MoreMemory(maps, mods)
         core = elfcore.read_core(inp, sink=saver, more=more)
         mods = more.mods
         if not maps:
@@ -568,8 +568,8 @@ def handle(opts):
         error = "Failed to read the core: %s" % (e,)
     except Exception as e:  # a bug here must not cost the record: keep what /proc told
         error = "Failed to read the core: %s: %s" % (type(e).__name__, e)
-    if mods is not None:
-        unwind.close_modules(mods)
+    if more.mods is not None:
+        unwind.close_modules(more.mods)
     r = build_report(core, maps, traces, pid=pid, tid=tid, uid=info["uid"] if uid is None else uid,
                      exe=info["exe"], cmdline=info["cmdline"], when=when, firmware=firmware,
                      comm=comm, sig=sig, log=log_tail(board), error=error)
