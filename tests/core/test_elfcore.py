@@ -285,3 +285,22 @@ def test_segment_offset_at_the_end_of_64_bits():
     data = bytearray(sample())
     struct.pack_into("<Q", data, 64 + 8, (1 << 64) - 1)
     raises(FormatError, elfcore.read_core, Pipe(bytes(data)))
+
+
+def test_more_memory_is_read_when_still_ahead():
+    """A caller may ask for more while the stream passes: ranges ahead are read, ranges
+    behind are not (a pipe does not rewind), and the number of asks is capped."""
+    calls = []
+    data = sample(threads=[(5, {"rip": 0x401000, "rsp": SP})])
+
+    def more(core, va, size):
+        calls.append((va, size))
+        if len(calls) > 1:
+            return [(0, 0x400000 - 64, 16)]        # behind the stream: ignored
+        seg = core.segment_at(0x7FFFF000)
+        return [(seg.p_offset + k * 512, 0x7FFFF000 + k * 512, 16) for k in range(12)]
+    c = elfcore.read_core(Pipe(data), more=more)
+    got = [k for k in range(12) if c.read(0x7FFFF000 + k * 512, 16) == b"\xcc" * 16]
+    assert got == list(range(limits.CORE_MORE_RANGES))
+    assert c.read(0x400000 - 64, 16) is None
+    assert len(calls) >= 2
