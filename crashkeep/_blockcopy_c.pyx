@@ -6,7 +6,7 @@ pipes), one malloc'ed buffer, and no Python object per block: only errors
 and progress reports touch the interpreter. EINTR is retried, short reads are
 topped up until the block is full or the source ends, short writes resumed.
 """
-import os
+from posix import strerror   # not os: the copy path stays off `os` (see mtd.py)
 
 from libc.stdlib cimport malloc, free
 from libc.errno cimport errno, EINTR, ENOSPC
@@ -81,7 +81,7 @@ def copy_range(src, dst, long long skip, long long seek, long long count, Py_ssi
                 with nogil:
                     n = _fill(sfd, buf, bs if left > bs else left, 0, False)
                 if n < 0:
-                    raise OSError(-n, os.strerror(-n))
+                    raise OSError(-n, strerror(-n))
                 if n == 0:
                     return 0
                 left -= n
@@ -98,9 +98,9 @@ def copy_range(src, dst, long long skip, long long seek, long long count, Py_ssi
                 if n > 0:
                     err = _write_all(dfd, buf, n, pos, dst_seekable)
             if n < 0:
-                raise OSError(-n, os.strerror(-n))
+                raise OSError(-n, strerror(-n))
             if err:
-                raise OSError(err, os.strerror(err))
+                raise OSError(err, strerror(err))
             if n == 0:
                 break
             done += n

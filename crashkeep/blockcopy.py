@@ -13,13 +13,13 @@ The loop itself is an accelerated unit: _blockcopy_c (Cython: pread/pwrite on
 fds, one malloc'ed buffer) or _blockcopy_py (same names, pure Python), chosen
 once here.
 """
-import os
 import sys
 
 from crashkeep._compat import MICROPYTHON, strerror
 from crashkeep.errors import DeviceError, ConfigError
+from crashkeep.mtd import sysos, getenv     # posix, not os: see mtd.py
 
-if MICROPYTHON or os.getenv("CRASHKEEP_PUREPYTHON") == "1":
+if MICROPYTHON or getenv("CRASHKEEP_PUREPYTHON") == "1":
     from crashkeep import _blockcopy_py as _impl
 else:
     try:
@@ -38,7 +38,7 @@ _S_IFCHR = 0o020000
 
 def _mode(path):
     try:
-        return os.stat(path)[0] & _S_IFMT
+        return sysos.stat(path)[0] & _S_IFMT
     except OSError:
         return None
 
@@ -81,10 +81,14 @@ def open_dst(path, seek, notrunc):
         if MICROPYTHON:
             f = open(path, "r+b" if (mode is not None and (notrunc or seek)) else "wb")
             return f, True, _S_IFREG
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-        if not notrunc:
-            os.ftruncate(fd, seek)
-        return os.fdopen(fd, "wb", buffering=0), True, _S_IFREG
+        fd = sysos.open(path, sysos.O_WRONLY | sysos.O_CREAT | sysos.O_CLOEXEC, 0o644)
+        try:
+            if not notrunc:
+                sysos.ftruncate(fd, seek)
+        except OSError:
+            sysos.close(fd)
+            raise
+        return open(fd, "wb", buffering=0), True, _S_IFREG
     except OSError as e:
         raise DeviceError("Failed to open '%s' for writing: %s" % (path, strerror(e)))
 

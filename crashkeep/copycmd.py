@@ -34,8 +34,8 @@ def run_copy(opts):
         total = opts.tail
     else:
         try:
-            import os
-            total = os.stat(opts.src)[6] - opts.skip
+            from crashkeep.mtd import sysos
+            total = sysos.stat(opts.src)[6] - opts.skip
         except OSError:
             total = None
     progress = tty_progress(total) if opts.dst != "-" else None
