@@ -110,6 +110,8 @@ def read_encoded(b, p, enc, e, ptr, field_addr, datarel=0):
     start = p
     if fmt == 0x00:
         n = ptr
+        if p + n > len(b):
+            raise FormatError("truncated encoded pointer")
         v = int.from_bytes(b[p:p + n], "little" if e == "<" else "big")
         p += n
     elif fmt == 0x01:
@@ -275,6 +277,8 @@ class EhFrame:
         c.code_align, p = uleb(b, p)
         c.data_align, p = sleb(b, p)
         if version == 1:
+            if p >= len(b):
+                raise FormatError("CIE at 0x%x: truncated" % addr)
             c.ra = b[p]
             p += 1
         else:
@@ -285,8 +289,12 @@ class EhFrame:
         if c.aug_z:
             alen, p = uleb(b, p)
             end = p + alen
+            if end > len(b):
+                raise FormatError("CIE at 0x%x: augmentation data past its end" % addr)
             q = p
             for ch in aug[1:]:
+                if ch in "RPL" and q >= end:
+                    raise FormatError("CIE at 0x%x: truncated augmentation data" % addr)
                 if ch == "R":
                     c.fde_enc = b[q]
                     q += 1

@@ -238,3 +238,14 @@ def test_advance_in_cie_instructions_is_harmless():
     f = unwind.FDE()
     f.cie, f.pc_begin, f.pc_range, f.insns = c, 0x100, 0x10, b"\x0e\x10"
     assert unwind.run_cfa(f, 0x104, "<", 8)[0] == ("reg", 7, 16)
+
+
+def test_cie_with_truncated_augmentation_data_is_a_format_error():
+    """Fuzzer find: 'zR' with an augmentation length that leaves no room for the encoding."""
+    from crashkeep.elffile import ElfFile
+    img = bytearray(make_elf())
+    # the first CIE (at 0x200): body = id, version, "zR\0", 01 78 10, aug len, enc, insns
+    assert img[0x200 + 9:0x200 + 12] == b"zR\0"
+    img[0x200 + 15] = 0x7F          # augmentation length far past the CIE
+    eh = unwind.EhFrame(ElfFile(bytes(img)))
+    raises(FormatError, eh.find, MID)
