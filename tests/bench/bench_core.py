@@ -106,6 +106,30 @@ def pipe_handler(core, tmp, pid, pure):
     return (dt, ru.ru_maxrss)
 
 
+def in_process(core, impl):
+    """cat -> pipe -> read_core + backtraces + drain in this process (no interpreter start)."""
+    import io
+    from crashkeep import corehandler, drain, elfcore
+    mod = __import__("crashkeep." + impl, fromlist=["drain"])
+    saved = drain._impl
+    drain._impl = mod
+    try:
+        cat = subprocess.Popen(["cat", core], stdout=subprocess.PIPE)
+        f = io.FileIO(cat.stdout.fileno(), "rb", closefd=False)
+        t0 = time.monotonic()
+        c = elfcore.read_core(f)
+        maps = corehandler.core_maps(c)
+        corehandler.backtraces(c, maps)
+        t1 = time.monotonic()
+        c.stream.drain()
+        dt = time.monotonic() - t0
+        cat.wait()
+        cat.stdout.close()
+        return dt, t1 - t0
+    finally:
+        drain._impl = saved
+
+
 def backtrace_only(core):
     from crashkeep import corehandler, elfcore
     t0 = time.monotonic()
@@ -149,6 +173,11 @@ def main():
             label = "cat core | crashkeep core (%s)" % ("pure Python" if pure else "compiled drain")
             print("%-44s %7.3f s %8.0f MB/s  peak RSS %.1f MB  (%.2fx cat's time)"
                   % (label, r[0], mb / r[0], r[1] / 1024.0, r[0] / c[0]))
+        # without the interpreter's start: the handler's reading and unwinding, in process
+        for impl in ("_drain_c", "_drain_py"):
+            r = best(lambda: in_process(core, impl), a.runs)
+            print("%-44s %7.3f s %8.0f MB/s  (backtrace done after %.0f%% of it)"
+                  % ("  in process, %s" % impl, r[0], mb / r[0], 100.0 * r[1] / r[0]))
         bt = best(lambda: backtrace_only(core), a.runs)
         print("%-44s %7.3f s  (%d threads, %d frames)" % ("backtrace work alone", bt[0], bt[1], bt[2]))
         # the kernel's own pipe: crash -> exit time with each handler
