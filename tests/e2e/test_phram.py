@@ -15,6 +15,7 @@ from crashkeep import phramrec
 pytestmark = pytest.mark.e2e
 
 REGION = 512 << 10                 # phram.len of board-configs/qemu-x86_64.conf
+PHRAM_START = 0x1f080000           # phram.start
 
 MAKE_LOG = """
 i=0
@@ -104,3 +105,49 @@ def test_save_reboot_panic_follow_clear(testbed):
     # copy into phram: dd reads back exactly the file's tail
     assert "copy rc=0" in c
     assert run.files["copied4"] == run.files["want4"] and len(run.files["want4"]) == 65536
+
+
+def test_power_cut_during_follow_keeps_a_whole_version(testbed):
+    """Pull the plug (SIGKILL QEMU, file-backed RAM) while `save --follow`
+    mirrors a log that is rewritten as fast as the shell can: the next boot
+    reads one whole version of it, whatever moment the cut hit."""
+    import os
+    import random
+    assert testbed.binary, "build/out/crashkeep is not built (make -C build)"
+    ram = os.path.join(testbed.tmp, "ram.img")
+    rnd = random.Random(5)
+    blob = bytes(rnd.getrandbits(8) for _ in range(150_000))
+    run1 = testbed.run(["""
+        load_modules
+        v() { echo "BEGIN $1"; cat /testbed/blob.bin; echo "END $1"; }
+        v 0 > /tmp/log
+        crashkeep save --follow /tmp/log --name live --interval 0.01 --max-bytes 200K &
+        sleep 2                         # its first save is down
+        i=0
+        while [ $i -lt 100000 ]; do
+            i=$((i + 1))
+            v $i > /tmp/log.new
+            mv /tmp/log.new /tmp/log
+            [ $i = 60 ] && echo "CK-CUT-NOW"
+        done
+        """], ram_file=ram, kill_on="CK-CUT-NOW", files={"testbed/blob.bin": blob},
+        timeout=300)
+    assert run1.killed
+    # what the RAM held at the cut, read from the host with the format module
+    region = testbed.read_ram(ram, PHRAM_START, REGION)
+    at_cut = phramrec.scan(region, 2 * phramrec.UNIT, REGION)
+    assert [r.name for r in at_cut] in (["live"], ["live", "live"])
+    run2 = testbed.run(["""
+        load_modules
+        crashkeep dump live | emit got -
+        crashkeep list --json | emit list -
+        """], ram_file=ram)
+    got = run2.files["got"]
+    first = got.split(b"\n", 1)[0]
+    assert first.startswith(b"BEGIN ")
+    n = int(first[6:])
+    assert got == b"BEGIN %d\n" % n + blob + b"END %d\n" % n
+    assert 0 <= n <= 60 + 5
+    recs = json.loads(run2.files["list"])["records"]
+    assert [(r["name"], r["flags"] & phramrec.FLAG_FOLLOW) for r in recs] == \
+        [("live", phramrec.FLAG_FOLLOW)]
