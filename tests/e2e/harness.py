@@ -166,36 +166,49 @@ def _kernel_package():
     return None
 
 
+def _cached_kernels():
+    return sorted(os.path.join(CACHE, d) for d in os.listdir(CACHE)
+                  if d.startswith("kernel-linux-image-")
+                  and os.path.exists(os.path.join(CACHE, d, ".done")))
+
+
 def kernel_dir():
     """Extracted kernel package directory (cached); downloads it when needed."""
     if os.environ.get("CRASHKEEP_KERNEL_DIR"):
         return os.environ["CRASHKEEP_KERNEL_DIR"]
     with _Lock("kernel"):
         pkg = _kernel_package()
-        if pkg is None:
-            # Offline: any kernel extracted before will do.
-            have = sorted(d for d in os.listdir(CACHE) if d.startswith("kernel-linux-image-")
-                          and os.path.exists(os.path.join(CACHE, d, ".done")))
-            if not have:
+        d = os.path.join(CACHE, "kernel-" + pkg) if pkg else None
+        if d and os.path.exists(os.path.join(d, ".done")):
+            return d
+        try:
+            if pkg is None:
                 raise TestbedError("cannot find the Debian kernel package "
                                    "(apt-cache depends linux-image-amd64 failed)")
-            return os.path.join(CACHE, have[-1])
-        d = os.path.join(CACHE, "kernel-" + pkg)
-        if os.path.exists(os.path.join(d, ".done")):
+            _download_kernel(pkg, d)
             return d
-        dl = os.path.join(CACHE, "download")
-        shutil.rmtree(dl, ignore_errors=True)
-        os.makedirs(dl)
-        _log("downloading %s" % pkg)
-        r = subprocess.run(["apt-get", "download", pkg], cwd=dl, capture_output=True, text=True)
-        debs = [f for f in os.listdir(dl) if f.endswith(".deb")]
-        if r.returncode != 0 or len(debs) != 1:
-            raise TestbedError("apt-get download %s failed: %s" % (pkg, r.stderr.strip()))
-        shutil.rmtree(d, ignore_errors=True)
-        subprocess.run(["dpkg-deb", "-x", os.path.join(dl, debs[0]), d], check=True)
-        shutil.rmtree(dl, ignore_errors=True)
-        open(os.path.join(d, ".done"), "w").close()
-        return d
+        except (TestbedError, subprocess.CalledProcessError) as e:
+            # Offline, or the archive moved on: a kernel extracted before will do.
+            have = _cached_kernels()
+            if not have:
+                raise
+            _log("%s; using %s" % (e, os.path.basename(have[-1])))
+            return have[-1]
+
+
+def _download_kernel(pkg, d):
+    dl = os.path.join(CACHE, "download")
+    shutil.rmtree(dl, ignore_errors=True)
+    os.makedirs(dl)
+    _log("downloading %s" % pkg)
+    r = subprocess.run(["apt-get", "download", pkg], cwd=dl, capture_output=True, text=True)
+    debs = [f for f in os.listdir(dl) if f.endswith(".deb")]
+    if r.returncode != 0 or len(debs) != 1:
+        raise TestbedError("apt-get download %s failed: %s" % (pkg, r.stderr.strip()))
+    shutil.rmtree(d, ignore_errors=True)
+    subprocess.run(["dpkg-deb", "-x", os.path.join(dl, debs[0]), d], check=True)
+    shutil.rmtree(dl, ignore_errors=True)
+    open(os.path.join(d, ".done"), "w").close()
 
 
 def vmlinuz(kdir):
