@@ -105,8 +105,8 @@ def raw_inflate(data, limit, wbits=15):
     """Inflate a raw DEFLATE stream (no zlib header), at most `limit` bytes out.
 
     Raises ValueError on a broken stream. pstore's deflate records are raw
-    (window 11 on 6.1, 15 on 6.6+); a 15-bit window reads both, `wbits=11`
-    refuses what a 6.1 kernel refuses (distances beyond 2 KiB).
+    (window 11 on 6.1, 15 on 6.6+); a 15-bit window reads both. `wbits`
+    sets a smaller window (which then refuses longer distances).
     """
     try:
         import zlib
