@@ -9,6 +9,8 @@
  * members and loads the compressed frozen modules.
  */
 #include <Python.h>
+#include <time.h>
+#include <unistd.h>
 
 extern const struct _frozen ck_frozen_table[];
 extern const unsigned char *ck_zstore;
@@ -76,6 +78,13 @@ int main(int argc, char **argv)
     config.parse_argv = 0;
     config.safe_path = 1;
     config.module_search_paths_set = 1;   /* and left empty: no host stdlib */
+    /* No getrandom() at start-up: early in boot the kernel's CRNG is not
+     * ready and the first read makes it generate entropy first (about 1 s
+     * under QEMU TCG, seconds on a quiet board). String hashing only needs
+     * a seed that differs between runs, not a secret one. */
+    config.use_hash_seed = 1;
+    config.hash_seed = ((unsigned long)getpid() * 2654435761UL ^ (unsigned long)time(NULL))
+                       & 0xffffffffUL;
     st = PyConfig_SetBytesArgv(&config, argc, argv);
     if (PyStatus_Exception(st))
         goto config_fail;

@@ -416,8 +416,10 @@ class CrashkeepZFrozen:
         exec(marshal.loads(zlib.decompress(_ZSTORE[off:off + n])), module.__dict__)
 
 
-sys.meta_path.insert(0, CrashkeepBuiltinFinder)
-sys.meta_path.append(CrashkeepZFrozen)
+# Nothing may come from the file system: getpath() may have read a
+# pyvenv.cfg or ._pth next to the executable (or one found on PATH).
+sys.path[:] = []
+sys.meta_path[:0] = [CrashkeepBuiltinFinder, CrashkeepZFrozen]
 """
 
 

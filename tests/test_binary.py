@@ -4,6 +4,7 @@ runs in an empty chroot and behaves like `python -m crashkeep` from the tree.
 The build is incremental; the first one in a fresh clone takes a few minutes.
 """
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -119,3 +120,44 @@ def test_ignores_python_environment(binary, tmp_path):
     r = subprocess.run([binary, "--version"], capture_output=True, text=True, env=env,
                        cwd=str(tmp_path))
     assert (r.returncode, r.stdout, r.stderr) == (0, "crashkeep %s\n" % __version__, "")
+
+
+def _getrandom_sizes(trace):
+    return [int(m) for m in re.findall(r"getrandom\(.*?, (\d+), ", trace)]
+
+
+def test_no_randomness_at_start(binary, tmp_path):
+    """No hash-seed getrandom()/urandom at start-up: early in boot the CRNG is not
+    ready, Python falls back to /dev/urandom and the kernel first generates
+    entropy (~1 s under QEMU TCG, more on a quiet board). glibc's own 8-byte
+    GRND_NONBLOCK call for malloc stays (it never waits)."""
+    log = tmp_path / "trace"
+    r = subprocess.run(["strace", "-f", "-qq", "-o", str(log), "-e",
+                        "trace=getrandom,open,openat", binary, "--version"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    calls = log.read_text()
+    assert all(n <= 8 for n in _getrandom_sizes(calls)), calls
+    assert "urandom" not in calls and "/dev/random" not in calls
+    # The oracle sees python3.11 itself read its 24-byte hash seed.
+    log2 = tmp_path / "trace2"
+    subprocess.run(["strace", "-f", "-qq", "-o", str(log2), "-e", "trace=getrandom",
+                    "/usr/bin/python3.11", "-I", "-S", "-c", "pass"], check=True)
+    assert 24 in _getrandom_sizes(log2.read_text())
+
+
+def test_pth_and_pyvenv_next_to_the_binary_change_nothing(binary, tmp_path):
+    """getpath() looks for crashkeep._pth and pyvenv.cfg beside the executable it
+    finds on PATH: neither may put a directory on sys.path. (_compat tries
+    `import micropython`: a shadowing one there would end the program.)"""
+    d = tmp_path / "bin"
+    (d / "lib" / "typer").mkdir(parents=True)
+    (d / "lib" / "typer" / "__init__.py").write_text("raise SystemExit('shadowed typer')\n")
+    (d / "lib" / "micropython.py").write_text("raise SystemExit('shadowed micropython')\n")
+    shutil.copy(binary, str(d / "crashkeep"))
+    (d / "crashkeep._pth").write_text(str(d / "lib") + "\n")
+    (d / "pyvenv.cfg").write_text("home = %s\ninclude-system-site-packages = true\n" % (d / "lib"))
+    r = subprocess.run([str(d / "crashkeep"), "board", "check", BOARD], capture_output=True,
+                       text=True, env={"PATH": str(d)})
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout == "%s: ok\n" % BOARD
