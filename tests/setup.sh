@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="qemu-system-x86 busybox-static cpio e2fsprogs mtools gdb hyperfine time
+APT_PACKAGES="qemu-system-x86 busybox-static cpio e2fsprogs mtools gdb hyperfine time strace
   python3.11-dev python3.11-venv zlib1g-dev libexpat1-dev gcc make file libc6-dbg"
 
 missing=""
