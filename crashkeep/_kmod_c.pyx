@@ -6,7 +6,7 @@ The static binary has no ctypes, so these are called directly; the pure twin
 (_kmod_py.py) reaches the same calls through ctypes on a full CPython.
 Errors come back as OSError(errno, strerror, path) like os.* functions.
 """
-import os
+import posix as os    # the builtin module: `os` itself costs ms to import in the static binary
 
 cdef extern from "errno.h":
     int errno

@@ -10,13 +10,41 @@ The two system calls (and mount/umount, which the same init path needs) come
 from an accelerated unit: _kmod_c (Cython, the static binary has no ctypes)
 or _kmod_py (ctypes; a clear ENOSYS error where there is neither).
 """
-import os
+try:
+    import posix as sysos     # the builtin: importing `os` costs ms in the static binary
+except ImportError:
+    import os as sysos        # MicroPython
 
-from crashkeep._compat import MICROPYTHON, path_join, exists, is_dir, read_text, strerror, errno_of
+from crashkeep._compat import MICROPYTHON, path_join, read_text, strerror, errno_of
 from crashkeep.errors import DeviceError
 from crashkeep.limits import MODULE_TREE_ENTRIES_MAX
 
-if MICROPYTHON or os.getenv("CRASHKEEP_PUREPYTHON") == "1":
+
+
+def getenv(name):
+    """$name or None on both runtimes (posix.environ has bytes keys)."""
+    if hasattr(sysos, "getenv"):
+        return sysos.getenv(name)
+    v = sysos.environ.get(name.encode())
+    return None if v is None else v.decode("utf-8", "replace")
+
+
+def exists(path):
+    try:
+        sysos.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def is_dir(path):
+    try:
+        return (sysos.stat(path)[0] & 0o170000) == 0o040000
+    except OSError:
+        return False
+
+
+if MICROPYTHON or getenv("CRASHKEEP_PUREPYTHON") == "1":
     from crashkeep import _kmod_py as _impl
 else:
     try:
@@ -39,13 +67,13 @@ BUILTIN = "builtin"      # compiled into the kernel
 
 
 def release(root="/"):
-    """The running kernel's release (`uname -r`), from procfs or os.uname()."""
+    """The running kernel's release (`uname -r`), from procfs or sysos.uname()."""
     try:
         return read_text(path_join(root, "proc/sys/kernel/osrelease")).strip()
     except OSError:
         pass
     try:
-        return os.uname()[2]
+        return sysos.uname()[2]
     except (AttributeError, IndexError):
         return ""
 
@@ -73,7 +101,7 @@ def find(mdir, name, rel=None):
     while stack:
         d = stack.pop()
         try:
-            names = os.listdir(d)
+            names = sysos.listdir(d)
         except OSError:
             continue
         for n in names:

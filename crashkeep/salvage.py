@@ -25,12 +25,12 @@ Bundle directory: `<seq>-<YYYYmmddTHHMMSSZ>-<reason>/` holding the pstore
 records under their pstore names, keep-area records under `phram/<name>`
 (gzip, `.gz`, where the runtime can compress) and `meta.json`.
 """
-import os
 import sys
 import time
 
 from crashkeep import bootstate, storage
-from crashkeep._compat import path_join, exists, is_dir, monotonic, read_text, crc32, strerror
+from crashkeep._compat import path_join, monotonic, read_text, crc32, strerror
+from crashkeep.kmod import sysos as os, getenv, exists, is_dir
 from crashkeep.cmdspec import Command, Param
 from crashkeep.errors import CrashkeepError, ConfigError, DeviceError
 
@@ -197,8 +197,8 @@ class Steps:
     def __init__(self, deadline, hook=None):
         self.deadline = deadline
         self.hook = hook
-        self.show = os.getenv("CRASHKEEP_STEPS") == "1"
-        p = os.getenv("CRASHKEEP_STEP_PAUSE")
+        self.show = getenv("CRASHKEEP_STEPS") == "1"
+        p = getenv("CRASHKEEP_STEP_PAUSE")
         self.pause = float(p) if p else 0.0
         self.done = []
 
@@ -597,7 +597,7 @@ def run_boot(board, root="/", timeout=DEFAULT_TIMEOUT, keep=None, flash_dir=None
     except OSError as e:
         err, code = "Failed: %s" % strerror(e), 4
     except Exception as e:      # init must go on: one line, never a traceback
-        if os.getenv("CRASHKEEP_DEBUG"):
+        if getenv("CRASHKEEP_DEBUG"):
             raise
         err, code = "internal error: %s: %s" % (type(e).__name__, e), 70
     finally:

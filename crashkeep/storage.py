@@ -10,10 +10,9 @@ Mounting uses mount(2) from the compiled unit (kmod.mount): the static binary
 has no ctypes and forking busybox mount costs milliseconds on a slow board;
 the pure twin uses ctypes or falls back to mount(8).
 """
-import os
-
-from crashkeep._compat import (path_join, exists, is_dir, strerror, errno_of, fsync_file,
-                               fsync_dir, read_text)
+from crashkeep import _compat
+from crashkeep._compat import path_join, strerror, errno_of, read_text
+from crashkeep.kmod import sysos as os, exists, is_dir
 from crashkeep.errors import DeviceError, NoSpaceError
 
 ENOSPC = 28
@@ -32,6 +31,26 @@ SLACK_BYTES = 64 << 10     # kept free on the target beyond what a bundle needs
 # mount -o words that are flags to mount(2), the rest go to the filesystem
 _FLAGS = {"ro": MS_RDONLY, "rw": 0, "noatime": MS_NOATIME, "sync": MS_SYNCHRONOUS,
           "nodev": MS_NODEV, "nosuid": MS_NOSUID, "noexec": MS_NOEXEC, "defaults": 0}
+
+
+def fsync_file(f):
+    """flush + fsync(2); MicroPython has no fsync: _compat syncs everything there."""
+    if not hasattr(os, "fsync"):
+        _compat.fsync_file(f)
+        return
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def fsync_dir(path):
+    if not hasattr(os, "fsync"):
+        _compat.fsync_dir(path)
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fail(verb, path, e):
