@@ -206,7 +206,7 @@ def build(kernel_dir, init, out, modules=(), binary=None, board=None, files=(),
         c.copy(board, "etc/crashkeep/board.conf", 0o644)
     for src, dst in files:
         if isinstance(src, bytes):
-            c.file(dst, src, 0o755 if dst.endswith(".sh") else 0o644)
+            c.file(dst, src, _mode_for(dst, src))
         else:
             c.copy(src, dst)
     data = gzip_bytes(c.finish(), level)
@@ -217,11 +217,17 @@ def build(kernel_dir, init, out, modules=(), binary=None, board=None, files=(),
     return mods
 
 
+def _mode_for(dst, data):
+    # Scripts and programs are executable, the rest is not.
+    exe = dst.endswith(".sh") or data[:2] == b"#!" or data[:4] == b"\x7fELF"
+    return 0o755 if exe else 0o644
+
+
 def overlay(files):
     """A small extra segment to append to a built image: {dst: bytes}."""
     c = Cpio()
     for dst, data in sorted(files.items()):
-        c.file(dst, data, 0o755 if dst.endswith(".sh") else 0o644)
+        c.file(dst, data, _mode_for(dst, data))
     return gzip_bytes(c.finish(), 1)
 
 

@@ -42,7 +42,10 @@ Testbed.run(boots, disk=None, ram_file=None, kill_on=None, timeout=None,
   board     another board config file for /etc/crashkeep/board.conf and for
             load_modules (default board-configs/qemu-x86_64.conf). The memmap=
             reservation on the command line follows the board given.
-  files     {path in guest: bytes} added to the initramfs for this run.
+  files     {path in guest: bytes} added to the initramfs for this run
+            ({"init": b"..."} replaces the test-bed /init: a board-style init
+            that runs as PID 1; /testbed/autoload lists the disk-stack modules
+            as "name path" lines; no boot markers then, so use console text).
   no_reboot QEMU exits at the first reset (-no-reboot): stop after a panic.
 
 Run (result of run()):
@@ -64,7 +67,8 @@ Run (result of run()):
   mount would do; the image itself is never changed.
 
 Testbed (the `testbed` fixture; `testbed.tmp` is a fresh directory per test):
-  make_disk(size="16M", fstype="ext4", name=None) -> path  (ext4, vfat or raw)
+  make_disk(size="16M", fstype="ext4", name=None, populate=None) -> path
+                (ext4, vfat or raw; populate=DIR fills an ext4 from a host directory)
   read_ram(ram_file, addr, size) -> bytes ; poke_ram(ram_file, addr, data)
   board  -> the default board config path; binary -> the crashkeep binary or None
   kernel_version, modules (names in the image, load order)
@@ -337,11 +341,12 @@ def parse_size(s):
     return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2)]
 
 
-def make_disk(path, size="16M", fstype="ext4"):
+def make_disk(path, size="16M", fstype="ext4", populate=None):
     with open(path, "wb") as f:
         f.truncate(parse_size(size))
     if fstype == "ext4":
-        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "crashkeep", path],
+        extra = ["-d", populate] if populate else []
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "crashkeep"] + extra + [path],
                        check=True, capture_output=True)
     elif fstype == "vfat":
         subprocess.run(["mformat", "-i", path, "-v", "CRASHKEEP", "::"], check=True,
@@ -536,10 +541,10 @@ class Testbed:
         self.modules = env.modules
         self._n = 0
 
-    def make_disk(self, size="16M", fstype="ext4", name=None):
+    def make_disk(self, size="16M", fstype="ext4", name=None, populate=None):
         self._n += 1
         path = os.path.join(self.tmp, name or "disk%d.img" % self._n)
-        return make_disk(path, size, fstype)
+        return make_disk(path, size, fstype, populate)
 
     @staticmethod
     def read_ram(ram_file, addr, size):

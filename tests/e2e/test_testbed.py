@@ -240,3 +240,54 @@ def test_module_closure_loads_dependencies_first(testbed_env):
         assert want in order
     assert order.index("reed_solomon") < order.index("ramoops")
     assert order.index("mtd") < order.index("phram")
+
+
+BOARD_INIT = r"""#!/bin/busybox sh
+# A board's BusyBox /init: mount, find the real root, run crashkeep's hook, switch_root.
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+while read -r name rel; do insmod "/lib/modules/$(uname -r)/kernel/$rel"; done < /testbed/autoload
+mkdir -p /newroot
+mount -t ext4 /dev/vda /newroot
+set -eu
+%s
+. /etc/crashkeep/crashkeep-hook.sh
+echo "BOARD-INIT: switching root"
+exec switch_root /newroot /sbin/init
+"""
+REAL_INIT = b"""#!/bin/busybox sh
+/bin/busybox echo "REAL-ROOT-REACHED pid=$$"
+/bin/busybox poweroff -f
+"""
+
+
+def _real_root(testbed):
+    root = os.path.join(testbed.tmp, "rootfs")
+    os.makedirs(os.path.join(root, "bin"))
+    os.makedirs(os.path.join(root, "sbin"))
+    import shutil
+    shutil.copy("/bin/busybox", os.path.join(root, "bin", "busybox"))
+    with open(os.path.join(root, "sbin", "init"), "wb") as f:
+        f.write(REAL_INIT)
+    os.chmod(os.path.join(root, "sbin", "init"), 0o755)
+    return testbed.make_disk("16M", "ext4", populate=root)
+
+
+@pytest.mark.parametrize("setup,expect", [
+    ("", None),                                         # the real binary
+    ("CRASHKEEP_BIN=/bin/hang CRASHKEEP_BOOT_TIMEOUT=1 CRASHKEEP_HOOK_GRACE=1",
+     "exited with status 137"),                         # a binary that hangs
+    ("CRASHKEEP_BIN=/bin/absent", "not found, skipping"),
+])
+def test_hook_in_board_init_reaches_the_real_root(testbed, setup, expect):
+    """The hook sourced by a board-style /init (PID 1, set -eu) never stops
+    the boot: switch_root into the real root happens whatever crashkeep does."""
+    hang = b"#!/bin/busybox sh\ntrap '' TERM INT\nexec sleep 600\n"
+    run = testbed.run(["unused"], disk=_real_root(testbed), timeout=120,
+                      files={"init": (BOARD_INIT % setup).encode(), "bin/hang": hang})
+    assert "BOARD-INIT: switching root" in run.console, run.console[-3000:]
+    assert "REAL-ROOT-REACHED pid=1" in run.console, run.console[-3000:]
+    if expect:
+        assert expect in run.console
+    assert "Kernel panic" not in run.console
