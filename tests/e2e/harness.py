@@ -31,6 +31,9 @@ Testbed.run(boots, disk=None, ram_file=None, kill_on=None, timeout=None,
             (then the harness reboots into the next snippet, or powers off after
             the last). A panic in the last boot ends the run too.
   disk      image path (from make_disk) or a list of them: /dev/vda, /dev/vdb...
+            The harness adds one more small raw disk (virtio serial "ckboot",
+            the boot counter) after them: with disk=None it is /dev/vda, so
+            attach a disk whenever the code under test may touch /dev/vda.
   ram_file  file-backed guest RAM (512 MiB file): guest physical address P is
             at offset P of the file; a second run() on the same file sees the
             same RAM (power-cut and fault-injection tests). See read_ram/poke_ram.
