@@ -369,7 +369,7 @@ def store(area_path, name, payload, source, rate=0, now=None):
                 return area.put(name, payload, source=source, flags=FLAG_CORE)
             except NoSpaceError:
                 continue
-        room = area.max_payload(name, source)
+        room = area.max_payload(name, source, rewrite=False)   # written once, never rewritten
         if room <= 0:
             raise NoSpaceError("Failed to save '%s' to '%s': the keep area is full"
                                % (name, area_path))

@@ -427,3 +427,23 @@ def test_pipe_reader_follows_a_signal_frame_to_the_interrupted_stack(tmp_path):
     got = re.findall(r"#\d+\s+0x[0-9a-f]+ in (\S+)", text.split("(crashed):")[1])
     got = ["??" if g == "<signal" else g for g in got]
     assert got == want, (got, want)
+
+
+def test_store_makes_room_old_core_records_first_then_cuts(tmp_path):
+    """A full keep area: older core-* records go first; other records are never touched;
+    what still does not fit is cut (orig_size tells)."""
+    img = make_area(str(tmp_path), 16 << 10)
+    a = keeparea.open_area(img)
+    try:
+        a.put("messages", b"m" * 6000)
+        a.put("core-old-1", b"o" * 3000)
+    finally:
+        a.close()
+    payload = bytes(range(256)) * 40            # 10240 bytes: more than is left
+    corehandler.store(img, "core-new-2", payload, "/bin/new")
+    recs = records(img)
+    assert sorted(recs) == ["core-new-2", "messages"]
+    info, data = recs["core-new-2"]
+    assert recs["messages"][1] == b"m" * 6000
+    assert 0 < len(data) < len(payload) and payload.startswith(data)
+    assert info.orig_size == len(payload)
