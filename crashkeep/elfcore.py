@@ -21,7 +21,10 @@ The kernel writes, in this order (offsets only grow):
 The first NT_PRSTATUS is the thread that took the signal. Nothing here seeks
 on a pipe: after the notes we know every thread's stack pointer, so we plan the
 byte ranges we want (stacks from sp up, the vDSO, the first page of each mapped
-ELF for its build-id) and pick them up as the stream passes by.
+ELF for its build-id) and pick them up as the stream passes by. A caller may
+ask for more while it streams (`more=`: the stack behind a signal frame on an
+alternate stack), as long as those bytes are still ahead. From a seekable file
+(`core analyze`) memory that was not kept is read on demand.
 """
 import struct
 
