@@ -112,12 +112,42 @@ def read_meta(bundle_dir):
         return None
 
 
-def dumps(obj):
-    import json
-    try:
-        return json.dumps(obj, indent=1, sort_keys=True)
-    except TypeError:      # MicroPython's json takes no indent/sort_keys
-        return json.dumps(obj)
+_ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _jstr(s):
+    out = []
+    for ch in s:
+        e = _ESC.get(ch)
+        if e is None and ord(ch) < 0x20:
+            e = "\\u%04x" % ord(ch)
+        out.append(e or ch)
+    return '"' + "".join(out) + '"'
+
+
+def dumps(obj, indent=""):
+    """JSON text of meta.json (dict, list, str, int, bool, None), keys sorted, one
+    item a line. Written here, not with json: json imports re (and enum), which
+    costs milliseconds and a megabyte at boot; MicroPython's json has no indent."""
+    if obj is None:
+        return "null"
+    if obj is True or obj is False:
+        return "true" if obj else "false"
+    if isinstance(obj, int):
+        return str(obj)
+    if isinstance(obj, str):
+        return _jstr(obj)
+    inner = indent + " "
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [inner + _jstr(str(k)) + ": " + dumps(obj[k], inner) for k in sorted(obj)]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            return "[]"
+        return "[\n" + ",\n".join(inner + dumps(v, inner) for v in obj) + "\n" + indent + "]"
+    raise TypeError("cannot write %s as JSON" % type(obj).__name__)
 
 
 class Ledger:

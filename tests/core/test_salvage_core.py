@@ -342,3 +342,15 @@ def test_bad_board_config_is_one_line():
     write(root + "/board.conf", "board.name = x\nramoops.mem_size = banana\n")
     e = raises(boardconf.ConfigError, boardconf.load, root + "/board.conf")
     assert "board.conf:2" in str(e)
+
+
+def test_meta_json_writer_round_trips():
+    import json
+    obj = {"files": [{"name": "dmesg-ramoops-0", "size": 18345, "crc32": 0xFFFFFFFF,
+                      "reason": None, "ok": True}],
+           "text": 'quote " backslash \\ newline \n tab \t ctl \x01 utf8 \u00e9',
+           "empty": {}, "none": [], "warm": False}
+    text = salvage.dumps(obj)
+    assert json.loads(text) == obj
+    assert text.index('"empty"') < text.index('"files"') < text.index('"none"')   # sorted
+    raises(TypeError, salvage.dumps, {"x": 1.5})
