@@ -69,9 +69,15 @@ def strerror(exc):
         try:
             import os
             return os.strerror(e)
-        except (ImportError, AttributeError):
-            return "errno %d" % e
+        except (ImportError, AttributeError):  # MicroPython: the errors a user meets
+            return _MESSAGES.get(e, "errno %d" % e)
     return str(exc)
+
+
+_MESSAGES = {1: "Operation not permitted", 2: "No such file or directory", 5: "Input/output error",
+             13: "Permission denied", 16: "Device or resource busy", 17: "File exists",
+             19: "No such device", 20: "Not a directory", 21: "Is a directory",
+             22: "Invalid argument", 28: "No space left on device", 30: "Read-only file system"}
 
 
 def exists(path):

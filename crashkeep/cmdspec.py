@@ -80,7 +80,7 @@ def convert(cmd, raw):
         v = raw.get(p.dest)
         if v is None and p.envvar:
             import os
-            v = os.environ.get(p.envvar)
+            v = os.getenv(p.envvar)
         if v is None or (p.multiple and not v):
             if p.required:
                 raise UsageError("%s: missing %s" % (cmd.name, p.metavar if p.positional else p.flag))

@@ -12,7 +12,7 @@ def say_error(msg):
 def run_command(cmd, raw):
     """Convert raw values, run the command, turn errors into one line + exit code."""
     from crashkeep.cmdspec import convert
-    from crashkeep._compat import strerror
+    from crashkeep._compat import strerror, errno_of
     try:
         opts = convert(cmd, raw)
         rc = cmd.run(opts)
@@ -23,15 +23,16 @@ def run_command(cmd, raw):
     except KeyboardInterrupt:
         say_error("interrupted")
         return 130
-    except BrokenPipeError:
-        return 0
     except OSError as e:
+        import errno
+        if errno_of(e) == errno.EPIPE:   # `crashkeep dump | head`: not an error
+            return 0
         fn = getattr(e, "filename", None)
         say_error("Failed: %s%s" % (strerror(e), " '%s'" % fn if fn else ""))
         return 1
     except Exception as e:  # the last guard: no traceback on a serial console
         import os
-        if os.environ.get("CRASHKEEP_DEBUG"):
+        if os.getenv("CRASHKEEP_DEBUG"):
             raise
         say_error("internal error: %s: %s (CRASHKEEP_DEBUG=1 shows more)"
                   % (type(e).__name__, e))
