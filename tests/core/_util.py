@@ -52,3 +52,31 @@ def exists(path):
         return True
     except OSError:
         return False
+
+
+class Rng:
+    """xorshift32: MicroPython's random has no Random class to seed per test."""
+
+    def __init__(self, seed):
+        self.x = seed * 2654435761 % (1 << 32) or 1
+
+    def getrandbits(self, k):
+        x = self.x
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.x = x
+        return x & ((1 << k) - 1)
+
+    def randint(self, a, b):
+        return a + self.getrandbits(30) % (b - a + 1)
+
+    def choice(self, seq):
+        return seq[self.getrandbits(16) % len(seq)]
+
+    def sample(self, seq, k):
+        pool = list(seq)
+        out = []
+        for _ in range(k):
+            out.append(pool.pop(self.getrandbits(16) % len(pool)))
+        return out

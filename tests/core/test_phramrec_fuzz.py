@@ -7,29 +7,13 @@ FUZZ_ROUNDS rounds per test.
 """
 from binascii import crc32
 
+from _util import Rng
+
 from crashkeep import keeparea, phramrec as pr
 from crashkeep.errors import FormatError, NoSpaceError
 
 FUZZ_ROUNDS = 300
 FACTS = {"wall_time": 1, "uptime_ms": 2, "boot_id": ""}
-
-
-class Rng:
-    """xorshift32: MicroPython's random has no Random class to seed per test."""
-
-    def __init__(self, seed):
-        self.x = seed or 1
-
-    def getrandbits(self, k):
-        x = self.x
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.x = x
-        return x & ((1 << k) - 1)
-
-    def randint(self, a, b):
-        return a + (self.getrandbits(30) % (b - a + 1))
 
 
 class Mem:

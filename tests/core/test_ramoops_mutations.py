@@ -5,7 +5,7 @@ from crashkeep import ramoops
 from crashkeep.errors import FormatError
 
 from test_ramoops_read import small, put, zone, OOPS_Z
-from test_rs import Rng
+from _util import Rng
 
 
 def base_regions():

@@ -4,7 +4,7 @@ The reference below multiplies in GF(2^8) bit by bit (no tables) and divides
 msg(x)*x^E by g(x) = prod (x - a^i) as plain polynomial long division; the
 codec is the kernel's init_rs(8, 0x11d, fcr 0, prim 1, E).
 """
-from _util import raises
+from _util import raises, Rng
 
 from crashkeep import _rs_py
 
@@ -14,34 +14,6 @@ try:
     TWINS.append(_rs_c)
 except ImportError:          # MicroPython, or a pure-only build
     pass
-
-
-class Rng:
-    """xorshift32: the same numbers on CPython and MicroPython (no random.Random)."""
-
-    def __init__(self, seed):
-        self.x = seed * 2654435761 % (1 << 32) or 1
-
-    def getrandbits(self, k):
-        x = self.x
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.x = x
-        return x & ((1 << k) - 1)
-
-    def randint(self, a, b):
-        return a + self.getrandbits(16) % (b - a + 1)
-
-    def choice(self, seq):
-        return seq[self.getrandbits(16) % len(seq)]
-
-    def sample(self, seq, k):
-        pool = list(seq)
-        out = []
-        for _ in range(k):
-            out.append(pool.pop(self.getrandbits(16) % len(pool)))
-        return out
 
 
 def gf_mul(a, b):
