@@ -68,7 +68,8 @@ class Module:
         return False
 
 
-def uleb(b, p):
+def _leb(b, p):
+    """(value, bits, next offset) of the LEB128 at p; bounded like the rest."""
     r = 0
     shift = 0
     while True:
@@ -79,27 +80,21 @@ def uleb(b, p):
         r |= (x & 0x7F) << shift
         shift += 7
         if not x & 0x80:
-            return r, p
+            return r, shift, p
         if shift > 70:
             raise FormatError("LEB128 too long")
+
+
+def uleb(b, p):
+    r, _, p = _leb(b, p)
+    return r, p
 
 
 def sleb(b, p):
-    r = 0
-    shift = 0
-    while True:
-        if p >= len(b):
-            raise FormatError("truncated LEB128")
-        x = b[p]
-        p += 1
-        r |= (x & 0x7F) << shift
-        shift += 7
-        if not x & 0x80:
-            if x & 0x40:
-                r -= 1 << shift
-            return r, p
-        if shift > 70:
-            raise FormatError("LEB128 too long")
+    r, shift, p = _leb(b, p)
+    if b[p - 1] & 0x40:
+        r -= 1 << shift
+    return r, p
 
 
 def read_encoded(b, p, enc, e, ptr, field_addr, datarel=0):
