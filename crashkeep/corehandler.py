@@ -639,7 +639,10 @@ def analyze(opts):
     except OSError as e:
         raise DeviceError("Failed to open '%s': %s" % (opts.core, strerror(e)))
     try:
-        core = elfcore.read_core(f, seekable=True)
+        try:
+            core = elfcore.read_core(f, seekable=True)
+        except FormatError as e:
+            raise FormatError("Failed to read core '%s': %s" % (opts.core, e))
         maps = core_maps(core)
         traces = backtraces(core, maps, opts.search_path or (), opts.exe)
         exe = opts.exe or ""
