@@ -289,6 +289,15 @@ def test_handler_bad_arguments_is_one_line(tmp_path):
     assert p.returncode == 2 and p.stderr.count(b"\n") == 1
 
 
+def test_analyze_of_a_non_core_is_one_line_naming_it(tmp_path):
+    bad = tmp_path / "not-a-core"
+    bad.write_bytes(b"root:x:0:0\n" * 10)
+    p = run_cli("core", "analyze", str(bad))
+    assert p.returncode == 3
+    assert p.stderr == ("crashkeep: Failed to read core '%s': not an ELF file (magic b'root')\n"
+                        % bad).encode()
+
+
 def test_analyze_json_schema(tmp_path):
     t = str(tmp_path)
     exe = build(t, "chain", SRC_CHAIN, ["-O2"])
