@@ -168,9 +168,13 @@ class Ledger:
     def known(self, bundles):
         have = {}
         seqs = {}
+        live = {}
+        for seq, _ in bundles:
+            live[seq] = True
         for d, s in self.lines:
-            have[d] = s
             seqs[s] = True
+            if s in live:       # a bundle retention removed no longer holds the record
+                have[d] = s
         for seq, name in bundles:
             if seq in seqs:
                 continue

@@ -354,3 +354,24 @@ def test_meta_json_writer_round_trips():
     assert json.loads(text) == obj
     assert text.index('"empty"') < text.index('"files"') < text.index('"none"')   # sorted
     raises(TypeError, salvage.dumps, {"x": 1.5})
+
+
+def test_retention_pruned_bundle_does_not_count_as_saved():
+    """The ledger names a record whose bundle retention has since removed: the same
+    record back in RAM must be saved again, not cleared with no copy on flash."""
+    root = make_root(keep=[("config", b"static\n" * 50)], bundles=1)
+    code, line, r = run(root, now=1700000000)
+    assert code == 0 and "salvaged 1" in line, line
+    set_boot(root, 1)
+    write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC)
+    code, line, r = run(root, now=1700000100)      # bundle 2 prunes bundle 1
+    assert code == 0 and "salvaged 1" in line, line
+    assert [n for n, _ in saved_files(root)] == ["dmesg-ramoops-0"]
+    a = keeparea.open_area(root + "/keep.img")
+    a.put("config", b"static\n" * 50, wall_time=1700000150, uptime_ms=1000, boot_id=BOOT_IDS[1])
+    a.close()
+    set_boot(root, 2)
+    code, line, r = run(root, now=1700000200)
+    assert code == 0, line
+    assert saved_files(root) == [("phram/config", b"static\n" * 50)], line
+    assert keep_names(root) == []
