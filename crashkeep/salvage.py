@@ -301,7 +301,12 @@ class Run:
                     self.notes.append("Failed to mount pstore at '%s': %s"
                                       % (self.pstore_root, _msg(e)))
                     return
-            for rec in pstore.list_records(self.pstore_root):
+            try:
+                recs = pstore.list_records(self.pstore_root)
+            except CrashkeepError as e:     # the keep-area records still go to flash
+                self.notes.append(_msg(e))
+                return
+            for rec in recs:
                 try:
                     data = pstore.read(rec)
                 except (OSError, CrashkeepError) as e:
@@ -347,15 +352,24 @@ class Run:
         except (OSError, CrashkeepError) as e:
             self.notes.append("keep area: %s" % _msg(e))
             return
-        self.prev = self.area.boot_state()
-        for info in self.area.list():
-            got = self.area.get(info.name)
-            if got is None:
-                continue
-            info, payload = got
-            name = PHRAM_DIR + "/" + info.name.replace("/", "_")
-            self.items.append(Item("phram", name, bytes(payload), info.name,
-                                   int(info.wall_time or 0), None, info.firmware or ""))
+        # a keep area that cannot be read is one note: the pstore records still go to flash
+        try:
+            self.prev = self.area.boot_state()
+        except (OSError, CrashkeepError) as e:
+            self.notes.append("keep area: %s" % _msg(e))
+            self.close_area()       # unread boot state: do not write one over it
+            return
+        try:
+            for info in self.area.list():
+                got = self.area.get(info.name)
+                if got is None:
+                    continue
+                info, payload = got
+                name = PHRAM_DIR + "/" + info.name.replace("/", "_")
+                self.items.append(Item("phram", name, bytes(payload), info.name,
+                                       int(info.wall_time or 0), None, info.firmware or ""))
+        except (OSError, CrashkeepError) as e:
+            self.notes.append("keep area: %s" % _msg(e))
 
     # -- 3. boot state
     def update_state(self):
@@ -538,13 +552,16 @@ class Run:
             self.steps.mark("cleared")
         self.cleared = n
 
-    def close(self):
+    def close_area(self):
         if self.area is not None:
             try:
                 self.area.close()
             except (OSError, CrashkeepError):
                 pass
             self.area = None
+
+    def close(self):
+        self.close_area()
         if self.pstore_mounted:
             from crashkeep import kmod
             try:

@@ -375,3 +375,39 @@ def test_retention_pruned_bundle_does_not_count_as_saved():
     assert code == 0, line
     assert saved_files(root) == [("phram/config", b"static\n" * 50)], line
     assert keep_names(root) == []
+
+
+def test_unreadable_keep_area_does_not_stop_pstore_salvage():
+    """A keep area the scanner rejects (more than RECORDS_MAX records) is one note;
+    the panic records are still salvaged and the keep area is left alone."""
+    from binascii import crc32
+    from crashkeep import phramrec as pr
+    root = make_root(RECORDS)
+    n = pr.RECORDS_MAX + 1
+    img = bytearray(pr.BOOT_SLOTS * pr.UNIT + n * 128)     # every byte a record
+    off = pr.BOOT_SLOTS * pr.UNIT
+    for i in range(n):
+        hdr = pr.encode_header("r%d" % i, i + 1, 0, 0, wall_time=1700000000)
+        img[off:off + len(hdr)] = hdr
+        off += 128
+    write(root + "/keep.img", img)
+    code, line, r = run(root)
+    assert code == 0, line
+    assert "keep area" in line and "salvaged 2 record(s)" in line, line
+    assert saved_files(root) == sorted(RECORDS)
+    assert os.listdir(root + "/sys/fs/pstore") == []
+    heap = memoryview(img)[pr.BOOT_SLOTS * pr.UNIT:]
+    want = crc32(heap)
+    img = heap = None
+    back = read(root + "/keep.img")
+    assert crc32(memoryview(back)[pr.BOOT_SLOTS * pr.UNIT:]) == want
+
+
+def test_unlistable_pstore_does_not_stop_keep_area_salvage():
+    root = make_root(keep=KEEP)
+    os.rmdir(root + "/sys/fs/pstore")
+    code, line, r = run(root)
+    assert code == 0, line
+    assert "Failed to list" in line and "salvaged 2 record(s)" in line, line
+    assert saved_files(root) == sorted(("phram/" + n, d) for n, d in KEEP)
+    assert keep_names(root) == []
