@@ -297,9 +297,12 @@ class KeepArea:
         self.dev.write(off + len(hdr), body)
         self.dev.write(off, hdr)
         # Only now drop the older versions, so a cut before this leaves them
-        # (the newest valid seq wins when both are there).
+        # (the newest valid seq wins when both are there). A stale version the
+        # new record was written over is gone already: zapping its old offset
+        # would write zeros into the new record.
         for r in records:
-            if r.name == name and r.offset != off and r not in evicted:
+            if r.name == name and r not in evicted and \
+                    (r.offset + r.extent <= off or r.offset >= off + extent):
                 self._zap(r)
         return seq
 

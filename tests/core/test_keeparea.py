@@ -311,3 +311,21 @@ def test_max_payload_for_a_record_written_once():
     a.put("core-sh-1", b"c" * n, source="/bin/sh", **FACTS)
     assert a.get("other")[1] == b"o" * 100
     raises(NoSpaceError, a.put, "core-sh-2", b"c" * 1, **FACTS)
+
+
+def test_rewrite_over_a_stale_version_keeps_the_new_one():
+    """A save cut before it zapped the old version leaves two valid versions; the
+    next save may land over the stale one. Zapping that stale header afterwards
+    would write zeros into the new record, and every version would be gone."""
+    a = mem_area()
+    a.put("b", b"B" * 10, **FACTS)                    # 0x80
+    a.put("a", b"1" * 10, **FACTS)                    # 0x100
+    v1 = a.get("a")[0]
+    stale = bytes(a.dev.data[v1.offset:v1.offset + v1.extent])
+    a.put("a", b"2" * 10, **FACTS)                    # 0x180, v1 zapped ...
+    a.dev.data[v1.offset:v1.offset + v1.extent] = stale   # ... or not: cut before the zap
+    assert len([r for r in pr.scan(a.dev.data, a.heap_start, a.size) if r.name == "a"]) == 2
+    a.remove("b")                                     # gap 0x80..0x180 holds the stale v1
+    a.put("a", b"3" * 150, **FACTS)                   # 256 bytes: best fit at 0x80, over v1
+    got = a.get("a")
+    assert got is not None and got[1] == b"3" * 150, got
