@@ -36,10 +36,11 @@ from crashkeep.errors import CrashkeepError, ConfigError, DeviceError
 
 LEDGER = ".ledger"
 STAGING = ".new-"
+DOOMED = ".old-"              # a bundle being deleted: hidden first, so a cut never leaves half of one
 META = "meta.json"
 LEDGER_MAX = 1024            # ledger lines kept (oldest dropped; their bundles are long gone)
-BUNDLES_SCAN_MAX = 10000
-META_MAX = 1 << 20           # a meta.json we wrote is far smaller     # directory entries looked at in the flash directory
+BUNDLES_SCAN_MAX = 10000     # directory entries looked at in the flash directory
+META_MAX = 1 << 20           # a meta.json we wrote is far smaller
 DEFAULT_TIMEOUT = 8.0
 PHRAM_DIR = "phram"
 
@@ -213,7 +214,13 @@ def prune(path, bundles, max_count, max_bytes, needed, free=None):
         if not over:
             break
         _, n = left.pop(0)
-        storage.remove_tree(path + "/" + n)
+        doomed = path + "/" + DOOMED + n
+        try:
+            os.rename(path + "/" + n, doomed)
+            storage.fsync_dir(path)
+        except OSError:
+            doomed = path + "/" + n
+        storage.remove_tree(doomed)
         total -= sizes[n]
         if free is not None:
             free += sizes[n]
@@ -438,8 +445,8 @@ class Run:
 
     def save_items(self, path):
         for n in os.listdir(path):
-            if n.startswith(STAGING) or n.startswith(storage.TMP_PREFIX):
-                storage.remove_tree(path + "/" + n)     # left by a cut run: never committed
+            if n.startswith(STAGING) or n.startswith(DOOMED) or n.startswith(storage.TMP_PREFIX):
+                storage.remove_tree(path + "/" + n)     # left by a cut run
                 try:
                     os.remove(path + "/" + n)
                 except OSError:

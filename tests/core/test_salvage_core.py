@@ -245,6 +245,37 @@ def test_retention_drops_oldest_bundles():
     assert seqs == [3, 4], seqs
 
 
+def test_retention_cut_mid_delete_leaves_no_partial_bundle():
+    root = make_root(bundles=2)
+    for i in range(2):
+        set_boot(root, i)
+        write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"%d" % i)
+        code, line, r = run(root, now=1700000000 + 100 * i)
+        assert code == 0, line
+    real = storage.remove_tree
+
+    def cut(path):          # the power goes right after the doomed bundle is renamed
+        if "/" + salvage.DOOMED in path:
+            return
+        real(path)
+    storage.remove_tree = cut
+    try:
+        set_boot(root, 2)
+        write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"2")
+        code, line, r = run(root, now=1700000000 + 200)
+    finally:
+        storage.remove_tree = real
+    assert code == 0, line
+    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [2, 3]
+    assert [n for n in os.listdir(flash_dir(root)) if n.startswith(salvage.DOOMED)]
+    set_boot(root, 3)
+    write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"3")
+    code, line, r = run(root, now=1700000000 + 300)
+    assert code == 0, line
+    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [3, 4]
+    assert not [n for n in os.listdir(flash_dir(root)) if n.startswith(salvage.DOOMED)]
+
+
 def test_retention_by_bytes():
     root = make_root(max_bytes="12K")
     for i in range(3):
