@@ -17,7 +17,7 @@ except ImportError:
 
 from crashkeep._compat import MICROPYTHON, path_join, read_text, strerror, errno_of
 from crashkeep.errors import DeviceError
-from crashkeep.limits import MODULE_TREE_ENTRIES_MAX
+from crashkeep.limits import MODULE_TREE_ENTRIES_MAX, MODULE_FILE_MAX
 
 
 
@@ -151,8 +151,14 @@ def insert(path, params=""):
             return False
         if err != ENOSYS:
             raise DeviceError("Failed to load module '%s': %s" % (path, _why(e)))
-    with open(path, "rb") as f:
-        image = f.read()
+    try:
+        with open(path, "rb") as f:
+            image = f.read(MODULE_FILE_MAX + 1)
+    except OSError as e:
+        raise DeviceError("Failed to read module '%s': %s" % (path, strerror(e)))
+    if len(image) > MODULE_FILE_MAX:
+        raise DeviceError("Failed to load module '%s': larger than %d bytes"
+                          % (path, MODULE_FILE_MAX))
     try:
         _impl.init_module(image, params, path)
         return True

@@ -9,6 +9,7 @@ REGION_SIZE_MAX = const(1 << 30)     # the largest reserved region we parse in m
 RECORD_INFLATED_MAX = const(4 << 20) # a dmesg record never inflates past this
 PSTORE_FILE_MAX = const(64 << 20)    # a /sys/fs/pstore file read into memory (crashkeep/pstore.py)
 MODULE_TREE_ENTRIES_MAX = const(200000)  # directory entries searched for a .ko
+MODULE_FILE_MAX = const(64 << 20)        # a .ko read for init_module (ramoops.ko is ~60 KB)
 # phram keep area (crashkeep/phramrec.py)
 KEEP_NAME_MAX = const(64)            # record name bytes
 KEEP_FIRMWARE_MAX = const(64)        # firmware version bytes kept in a record

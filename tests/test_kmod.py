@@ -117,6 +117,17 @@ def test_enosys_falls_back_to_init_module(tmp_path, monkeypatch):
     assert fake.calls[1] == ("init", b"\x7fELFphram", "phram=x,0x1000,0x1000")
 
 
+def test_enosys_and_unreadable_file_is_a_device_error(tmp_path, monkeypatch):
+    root = tree(tmp_path)
+    monkeypatch.setattr(kmod, "_impl", FakeImpl(finit_errno=errno.ENOSYS))
+    mdir = root + "/lib/modules/6.1.0-test/kernel"
+    ko = mdir + "/drivers/mtd/mtd.ko"
+    os.remove(ko)
+    os.mkdir(ko)          # found by name, but read() fails (EISDIR)
+    e = pytest.raises(DeviceError, kmod.insert, ko)
+    assert str(e.value).startswith("Failed to read module '%s': " % ko)
+
+
 def test_kernel_refusal_names_the_file(tmp_path, monkeypatch):
     root = tree(tmp_path)
     monkeypatch.setattr(kmod, "_impl", FakeImpl(finit_errno=errno.ENOEXEC))
