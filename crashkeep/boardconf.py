@@ -6,7 +6,7 @@ rest are crashkeep's. Numbers take 0x.., decimal and K/M/G suffixes (binary).
 """
 from crashkeep import ramoops
 from crashkeep.errors import ConfigError
-from crashkeep.limits import CONFIG_BYTES_MAX, CONFIG_LINES_MAX, PAGE_SIZE
+from crashkeep.limits import CONFIG_BYTES_MAX, CONFIG_LINES_MAX, PAGE_SIZE, REGION_SIZE_MAX
 
 NUM = "number"
 STR = "string"
@@ -262,6 +262,11 @@ def _aligned(board, key, page):
 def _check_ramoops(board, page):
     _aligned(board, "ramoops.mem_address", page)
     _aligned(board, "ramoops.mem_size", page)
+    if board.get("ramoops.mem_size") > REGION_SIZE_MAX:
+        # the raw reader holds the whole region in memory
+        raise ConfigError("%s: ramoops.mem_size 0x%x is larger than crashkeep reads (0x%x)"
+                          % (board.where("ramoops.mem_size"), board.get("ramoops.mem_size"),
+                             REGION_SIZE_MAX))
     if board.get("ramoops.mem_size") == 0:
         raise ConfigError("%s: ramoops.mem_size is 0: the kernel ignores the region"
                           % board.where("ramoops.mem_size"))

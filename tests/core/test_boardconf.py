@@ -115,6 +115,9 @@ def test_zones_do_not_fit():
     bad(BASE + "ramoops.console_size = 512K\nramoops.pmsg_size = 64K\n", "exceed mem_size")
     bad(BASE + "ramoops.record_size = 1M\n", "does not fit")
     bad(BASE + "ramoops.ecc = 200\n", "ecc must be")
+    bad(BASE.replace("ramoops.mem_size = 512K", "ramoops.mem_size = 2G")
+        .replace("phram.start = 0x1f080000", "phram.start = 0xa0000000"),
+        "b.conf:3:", "larger than crashkeep reads")
 
 
 def test_record_size_rounding_warns():
