@@ -80,3 +80,36 @@ class Rng:
         for _ in range(k):
             out.append(pool.pop(self.getrandbits(16) % len(pool)))
         return out
+
+
+def plant_zone(region, zone, payload, start=None, size=None, sig=0x43474244, big=False):
+    """Write a ramoops zone into `region` the way the kernel's writer leaves it
+    (header, ring, and RS parity when the zone has ECC). With `start` the ring
+    is full and wrapped at start, filled with the tail of `payload` repeated;
+    `size=(start, size)` forces the header fields."""
+    import struct
+    from crashkeep import rs
+    b = zone.data_size
+    data = bytearray(b)
+    if start is None:
+        payload = payload[:b]
+        data[:len(payload)] = payload
+        st = sz = len(payload)
+    else:
+        tail = (payload * (b // max(1, len(payload)) + 2))[-b:]
+        data[start:] = tail[:b - start]
+        data[:start] = tail[b - start:]
+        st, sz = start, b
+    if size is not None:
+        st, sz = size
+    hdr = struct.pack(">Iii" if big else "<Iii", sig, st, sz)
+    o = zone.offset
+    region[o:o + 12] = hdr
+    region[o + 12:o + 12 + b] = data
+    e = zone.ecc_size
+    if e:
+        par = o + 12 + b
+        for i in range(zone.ecc_blocks):
+            region[par + i * e:par + (i + 1) * e] = rs.encode(bytes(data[i * 128:(i + 1) * 128]), e)
+        hp = par + zone.ecc_blocks * e
+        region[hp:hp + e] = rs.encode(hdr, e)

@@ -3,10 +3,9 @@ ECC, ftrace merge), on hand-built zones; corrupt input gives a zone marked
 invalid or FormatError, never IndexError."""
 import struct
 
-from _util import raises
+from _util import raises, plant_zone
 
 from crashkeep import ramoops
-from crashkeep import _rs_py
 from crashkeep.errors import FormatError, ConfigError
 
 SIG = ramoops.PERSISTENT_RAM_SIG
@@ -26,32 +25,7 @@ def small(ecc=0, order="6.1", ftrace=0, cpus=1, pmsg=0x400):
 
 
 def put(region, zone, payload, start=None, size=None, sig=SIG, big=False):
-    """Write a zone the way the kernel writer leaves it (parity too)."""
-    b = zone.data_size
-    data = bytearray(b)
-    if start is None:
-        data[:len(payload)] = payload
-        st = sz = len(payload)
-    else:
-        tail = payload[-b:]
-        data[start:] = tail[:b - start]
-        data[:start] = tail[b - start:]
-        st, sz = start, b
-    if size is not None:
-        st, sz = size
-    hdr = struct.pack(">Iii" if big else "<Iii", sig, st, sz)
-    o = zone.offset
-    region[o:o + 12] = hdr
-    region[o + 12:o + 12 + b] = data
-    e = zone.ecc_size
-    if e:
-        par = o + 12 + b
-        for i in range(zone.ecc_blocks):
-            region[par + i * e:par + (i + 1) * e] = _rs_py.encode(
-                bytes(data[i * 128:min((i + 1) * 128, b)]), e)
-        hp = par + zone.ecc_blocks * e
-        region[hp:hp + e] = _rs_py.encode(hdr, e)
-
+    plant_zone(region, zone, payload, start, size, sig, big)
 
 def zone(p, kind, index=0):
     for z in ramoops.layout(p):

@@ -26,12 +26,14 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(HERE, "..", "core"))
 
 import atheris  # noqa: E402
 
 with atheris.instrument_imports():
     from crashkeep import ramoops, _rs_py  # noqa: F401
 from crashkeep.errors import FormatError, ConfigError  # noqa: E402
+from _util import plant_zone  # noqa: E402
 
 try:
     from crashkeep import _rs_c
@@ -146,30 +148,7 @@ def one(data):
 
 
 def _plant(region, zone, payload, start=None, big=False, sig=ramoops.PERSISTENT_RAM_SIG):
-    from crashkeep import rs
-    b = zone.data_size
-    data = bytearray(b)
-    if start is None:
-        payload = payload[:b]
-        data[:len(payload)] = payload
-        st = sz = len(payload)
-    else:
-        tail = (payload * (b // max(1, len(payload)) + 2))[-b:]
-        data[start:] = tail[:b - start]
-        data[:start] = tail[b - start:]
-        st, sz = start, b
-    hdr = struct.pack(">Iii" if big else "<Iii", sig, st, sz)
-    o = zone.offset
-    region[o:o + 12] = hdr
-    region[o + 12:o + 12 + b] = data
-    e = zone.ecc_size
-    if e:
-        par = o + 12 + b
-        for i in range(zone.ecc_blocks):
-            region[par + i * e:par + (i + 1) * e] = rs.encode(bytes(data[i * 128:(i + 1) * 128]),
-                                                              e)
-        region[par + zone.ecc_blocks * e:par + (zone.ecc_blocks + 1) * e] = rs.encode(hdr, e)
-
+    plant_zone(region, zone, payload, start, None, sig, big)
 
 def seeds():
     out = []
