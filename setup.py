@@ -1,7 +1,7 @@
 """Build the Cython accelerators when possible; install pure Python otherwise.
 
-Every accelerated unit has a pure twin with the same names (crashkeep/_X_py.py
-beside crashkeep/_X_c.pyx), so a failed or skipped compile only costs speed.
+Every accelerated unit has a pure twin with the same names (crashkeep/<pkg>/_X_py.py
+beside crashkeep/<pkg>/_X_c.pyx), so a failed or skipped compile only costs speed.
 CRASHKEEP_PUREPYTHON=1 skips the compile entirely.
 """
 import glob
@@ -17,8 +17,8 @@ def extensions():
         from Cython.Build import cythonize
     except ImportError:
         return []
-    exts = [Extension("crashkeep." + os.path.basename(p)[:-4], [p], optional=True)
-            for p in sorted(glob.glob("crashkeep/_*_c.pyx"))]
+    exts = [Extension(p[:-4].replace("/", "."), [p], optional=True)
+            for p in sorted(glob.glob("crashkeep/**/_*_c.pyx", recursive=True))]
     if not exts:
         return []
     return cythonize(exts, language_level=3, quiet=True)

@@ -5,7 +5,7 @@
  * code comes only from inside the binary: Cython-compiled crashkeep modules
  * (builtin, registered in gen/modules.c) and frozen stdlib/CLI modules
  * (gen/frozen.c; most of them zlib-compressed). The frozen _crashkeep_finder
- * lets dotted builtin names (crashkeep.entry, ...) be imported as package
+ * lets dotted builtin names (crashkeep.cli.main, ...) be imported as package
  * members and loads the compressed frozen modules.
  */
 #include <Python.h>
@@ -100,7 +100,7 @@ int main(int argc, char **argv)
     if (mod == NULL)
         goto py_fail;
     Py_DECREF(mod);
-    mod = PyImport_ImportModule("crashkeep.entry");
+    mod = PyImport_ImportModule("crashkeep.cli.main");
     if (mod == NULL)
         goto py_fail;
     res = PyObject_CallMethod(mod, "main", NULL);

@@ -17,7 +17,7 @@ What goes in:
   (gen/config.c) listing only BUILTINS: builtin modules nobody imports are
   not linked in (the size lever);
 - launcher.c: main() with an isolated PyConfig (no site, no sys.path, no
-  environment, UTF-8 mode), which calls crashkeep.entry.main().
+  environment, UTF-8 mode), which calls crashkeep.cli.main.main().
 
 Incremental: a module is re-cythonized/re-compiled only when its source (or
 the toolchain) changed; `make -C build` with nothing changed takes ~1 s.
@@ -372,7 +372,7 @@ def frozen_c(closure, pkgs):
     return "\n".join(lines) + "\n", raw_total, len(zblob) + len(fblob)
 
 
-# Imported (frozen) by the launcher before crashkeep.entry.
+# Imported (frozen) by the launcher before crashkeep.cli.main.
 FINDER = """
 import sys
 import marshal

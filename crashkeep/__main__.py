@@ -1,3 +1,3 @@
-from crashkeep.entry import console_main
+from crashkeep.cli.main import console_main
 
 console_main()

@@ -1,5 +1,5 @@
 """Named limits on every count or size read from untrusted bytes or configs."""
-from crashkeep._compat import const
+from crashkeep.compat import const
 
 PAGE_SIZE = const(4096)
 CONFIG_BYTES_MAX = const(65536)      # a board config larger than this is not a config

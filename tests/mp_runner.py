@@ -1,4 +1,4 @@
-"""Run the core tests (tests/core/test_*.py) without pytest: under MicroPython,
+"""Run the portable tests (tests/portable/test_*.py) without pytest: under MicroPython,
 which has no unittest, or under CPython as a cross-check.
 
     micropython tests/mp_runner.py [test_module ...]
@@ -13,13 +13,13 @@ import sys
 HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 ROOT = HERE + "/.." if HERE != "." else ".."
 sys.path.insert(0, ROOT)
-sys.path.insert(0, HERE + "/core")
+sys.path.insert(0, HERE + "/portable")
 
 
 def modules(argv):
     if argv:
         return [a.rsplit("/", 1)[-1].replace(".py", "") for a in argv]
-    return sorted(n[:-3] for n in os.listdir(HERE + "/core")
+    return sorted(n[:-3] for n in os.listdir(HERE + "/portable")
                   if n.startswith("test_") and n.endswith(".py"))
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (tests/setup.sh) and run every test: unit tests (compiled and pure),
-# the core tests under a real MicroPython, and the end-to-end suite on a real
+# the portable tests under a real MicroPython, and the end-to-end suite on a real
 # kernel under QEMU. This is what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ PY=${PYTHON:-python3}
 
 bash tests/setup.sh
 
-echo "== core tests under MicroPython"
+echo "== portable tests under MicroPython"
 micropython tests/mp_runner.py
 
 echo "== unit tests, pure Python"

@@ -16,7 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402
 
-from crashkeep import __version__, commands  # noqa: E402
+from crashkeep import __version__  # noqa: E402
+from crashkeep.cli import registry
 
 BOARD = os.path.join(ROOT, "board-configs", "qemu-x86_64.conf")
 
@@ -102,7 +103,7 @@ def test_same_as_python_in_empty_chroot(chroot, args):
 
 def test_every_command_help_in_empty_chroot(chroot):
     """Every command's help, both entries: the frozen closure is complete."""
-    for cmd in commands.all_commands():
+    for cmd in registry.all_commands():
         words = list(cmd.path)
         r = in_chroot(chroot, *words, "--help")
         h = host(*words, "--help")

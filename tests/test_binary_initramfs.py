@@ -1,11 +1,11 @@
-"""initramfs/mkinitramfs.py's newc writer, checked with GNU cpio as the oracle:
+"""tests/e2e/mkinitramfs.py's newc writer, checked with GNU cpio as the oracle:
 listing (types, modes, owners, device numbers, link targets) and extracted bytes."""
 import os
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "initramfs"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import mkinitramfs  # noqa: E402
 
 

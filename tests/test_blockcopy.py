@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from crashkeep import blockcopy, _blockcopy_py
+from crashkeep.system import blockcopy, _blockcopy_py
 
 try:
-    from crashkeep import _blockcopy_c
+    from crashkeep.system import _blockcopy_c
 except ImportError:           # CRASHKEEP_PUREPYTHON=1 runs skip the compiled twin only
     _blockcopy_c = None
 

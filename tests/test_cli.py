@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
-from crashkeep import __version__, commands
-from crashkeep.entry import main, fast_main
+from crashkeep import __version__
+from crashkeep.cli import registry
+from crashkeep.cli.main import main, fast_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QEMU_CONF = os.path.join(ROOT, "board-configs", "qemu-x86_64.conf")
@@ -33,13 +34,13 @@ def test_help_lists_every_group():
 
 
 def test_every_command_has_help_both_ways():
-    for cmd in commands.all_commands():
+    for cmd in registry.all_commands():
         words = list(cmd.path)
         r = run(*words, "--help")
         assert r.returncode == 0, (cmd.name, r.stderr)
         assert "Usage:" in r.stdout
         if cmd.fast:
-            from crashkeep.cmdspec import help_text
+            from crashkeep.commands.spec import help_text
             assert help_text(cmd) == r.stdout
 
 
@@ -123,7 +124,7 @@ def test_fast_and_typer_entries_agree(capsys):
 
 
 def test_fast_path_does_not_import_typer():
-    code = ("import sys; from crashkeep.entry import main; main(['save', '--help']); "
+    code = ("import sys; from crashkeep.cli.main import main; main(['save', '--help']); "
             "main(['--version']); assert 'typer' not in sys.modules and 'click' not in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT))

@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from crashkeep import _drain_py
+from crashkeep.formats import _drain_py
 
 try:
-    from crashkeep import _drain_c
+    from crashkeep.formats import _drain_c
 except ImportError:  # the run with CRASHKEEP_PUREPYTHON=1 builds no extension
     _drain_c = None
 
@@ -60,7 +60,7 @@ def test_buffered_reader_keeps_its_buffered_bytes(impl):
 
 def test_dispatcher_takes_offsets_beyond_64_bits():
     """A core header may put a segment at 2**64 - 1: the drain stops at EOF (fuzzer find)."""
-    from crashkeep import drain
+    from crashkeep.formats import drain
     f, t = feed(b"x" * 1000)
     assert drain.drain(f, memoryview(bytearray(256)), (1 << 64) - 1) == 1000
     t.join()

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from crashkeep import corehandler, keeparea
-from crashkeep.phramrec import FLAG_CORE
+from crashkeep.commands import core as corehandler
+from crashkeep.system import keeparea
+from crashkeep.formats.phramrec import FLAG_CORE
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_core_gdb import (CorePattern, SRC_ALTSTACK, SRC_CHAIN, SRC_THREAD, build,  # noqa: E402
@@ -349,7 +350,7 @@ def test_rate_limit_counts_core_records_of_the_last_hour(tmp_path):
 
 
 def test_reboot_policy_names(tmp_path):
-    from crashkeep import boardconf
+    from crashkeep.formats import boardconf
     b = make_board(str(tmp_path))
     with open(b, "a") as f:
         f.write("core.reboot_on = netd, /usr/sbin/hostapd,hostapd\n")
@@ -370,7 +371,7 @@ def test_handler_under_micropython(tmp_path):
     core = capture_core(t, exe)
     img = make_area(t)
     code = ("import sys; sys.path.insert(0, %r)\n"
-            "from crashkeep.entry import main\n"
+            "from crashkeep.cli.main import main\n"
             "sys.exit(main(['core', '--device', %r, '--proc', %r, '--', '31', '31', '11', "
             "'1700000000', 'chain']))\n" % (ROOT, img, t + "/noproc"))
     p = subprocess.run([mp, "-c", code], input=read_bytes(core), capture_output=True, timeout=120)

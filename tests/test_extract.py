@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from crashkeep.entry import main
+from crashkeep.cli.main import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "fixtures", "ramoops")

@@ -4,13 +4,14 @@ import os
 
 import pytest
 
-from crashkeep import boardconf, kmod, _kmod_py
+from crashkeep.formats import boardconf
+from crashkeep.system import kmod, _syscall_py as _kmod_py
 from crashkeep.errors import DeviceError
 
 BOARD = os.path.join(os.path.dirname(__file__), "..", "board-configs", "qemu-x86_64.conf")
 TWINS = [_kmod_py]
 try:
-    from crashkeep import _kmod_c
+    from crashkeep.system import _syscall_c as _kmod_c
     TWINS.append(_kmod_c)
 except ImportError:   # pure run (CRASHKEEP_PUREPYTHON=1 CI leg has no .so)
     pass
@@ -40,7 +41,7 @@ def tree(tmp_path, release="6.1.0-test", modules=("reed_solomon", "ramoops", "mt
     (root / "proc/sys/kernel").mkdir(parents=True)
     (root / "proc/sys/kernel/osrelease").write_text(release + "\n")
     (root / "sys/module").mkdir(parents=True)
-    from crashkeep.board import KERNEL_MODULES
+    from crashkeep.commands.board import KERNEL_MODULES
     base = root / "lib/modules" / release / "kernel"
     for name, rel in KERNEL_MODULES:
         if name in modules:

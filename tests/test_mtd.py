@@ -4,7 +4,7 @@ import errno
 
 import pytest
 
-from crashkeep import mtd
+from crashkeep.system import mtd
 from crashkeep.errors import DeviceError
 
 PROC_MTD = ('dev:    size   erasesize  name\n'

@@ -7,10 +7,12 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "core"))
+sys.path.insert(0, os.path.join(HERE, "portable"))
 import test_salvage_core as core  # noqa: E402  (fake root builder; installs nothing if pstore exists)
 
-from crashkeep import entry, keeparea, salvage  # noqa: E402
+from crashkeep.cli import main as entry  # noqa: E402
+from crashkeep.system import keeparea
+from crashkeep.commands import boot as salvage
 
 ROOT = os.path.dirname(HERE)
 
@@ -109,7 +111,7 @@ def test_selftest_canary_kept_and_lost(capsys):
 def test_boot_does_not_import_typer(tmp_path):
     """The init path stays off typer (and click)."""
     root = core.make_root(keep=core.KEEP)
-    code = ("import sys; from crashkeep.entry import main; "
+    code = ("import sys; from crashkeep.cli.main import main; "
             "rc = main(['boot', '--board', %r, '--root', %r, '--keep', %r]); "
             "bad = [m for m in ('typer', 'click') if m in sys.modules]; "
             "print('IMPORTED', bad); sys.exit(rc)" % (root + "/board.conf", root, root + "/keep.img"))
@@ -125,7 +127,7 @@ def test_unmounts_what_it_mounted(monkeypatch):
     with open(root + "/board.conf", "a") as f:
         f.write("flash.device = /dev/vda\nflash.fstype = ext4\n")
     calls = []
-    from crashkeep import kmod
+    from crashkeep.system import kmod
     monkeypatch.setattr(kmod, "mount", lambda *a: calls.append("mount"))
     monkeypatch.setattr(kmod, "umount", lambda *a: calls.append("umount"))
     assert boot(root) == 0

@@ -169,12 +169,12 @@ def test_follow_mirrors_a_growing_log(area, tmp_path):
 
 
 def test_save_runs_without_typer(area, log):
-    code = ("import sys; from crashkeep.entry import main; "
+    code = ("import sys; from crashkeep.cli.main import main; "
             "rc = main(['save', %r, '--name', 'x', '--device', %r]); "
             "rc |= main(['dump', 'x', '--device', %r, '--out', '/dev/null']); "
             "rc |= main(['list', '--device', %r]); "
             "assert rc == 0; assert 'typer' not in sys.modules and 'click' not in sys.modules; "
-            "assert 'crashkeep.blockcopy' not in sys.modules" % (log, area, area, area))
+            "assert 'crashkeep.system.blockcopy' not in sys.modules" % (log, area, area, area))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.returncode == 0, r.stderr

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from crashkeep import boardconf, storage, kmod
+from crashkeep.formats import boardconf
+from crashkeep.system import storage, kmod
 from crashkeep.errors import DeviceError, NoSpaceError
 
 

@@ -5,8 +5,9 @@ from typing import List, Optional
 import click
 import typer
 
-from crashkeep import __version__, commands
-from crashkeep.entry import run_command
+from crashkeep import __version__
+from crashkeep.cli import registry
+from crashkeep.cli.main import run_command
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 78}
 
@@ -67,7 +68,7 @@ def build_app():
         pass
 
     groups = {}
-    for cmd in commands.all_commands():
+    for cmd in registry.all_commands():
         words = cmd.path
         if words == ("core",):
             words = ("core", "handle")      # the kernel's pipe: `crashkeep core %P ...`
@@ -76,7 +77,7 @@ def build_app():
             key = words[:i + 1]
             if key not in groups:
                 sub = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
-                                  help=commands.GROUP_HELP.get(w, ""))
+                                  help=registry.GROUP_HELP.get(w, ""))
                 parent.add_typer(sub, name=w)
                 groups[key] = sub
             parent = groups[key]

@@ -28,7 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "core"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "portable"))
 
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "ramoops", "plain-oops-panic", "pstore")
 
@@ -60,7 +60,7 @@ echo "crashkeep: boot: $n record(s)" > $R/dev/kmsg
 
 def make_roots(tmp):
     import test_salvage_core as core
-    from crashkeep import keeparea
+    from crashkeep.system import keeparea
     recs = []
     if os.path.isdir(FIXTURE):
         base = [open(os.path.join(FIXTURE, n), "rb").read()
@@ -73,7 +73,8 @@ def make_roots(tmp):
     for case, pstore, keep in (("empty", [], []), ("six", recs, [("messages", b"log\n" * 1000)])):
         r = core.make_root()
         # a first boot so the keep area holds a boot state, as on a running board
-        from crashkeep import boardconf, salvage
+        from crashkeep.formats import boardconf
+        from crashkeep.commands import boot as salvage
         salvage.run_boot(boardconf.load(r + "/board.conf"), r, 30, keep=r + "/keep.img",
                          now=1700000000)
         for name, data in pstore:

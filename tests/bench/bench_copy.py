@@ -27,10 +27,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from crashkeep import blockcopy, _blockcopy_py  # noqa: E402
+from crashkeep.system import blockcopy, _blockcopy_py  # noqa: E402
 
 try:
-    from crashkeep import _blockcopy_c
+    from crashkeep.system import _blockcopy_c
 except ImportError:
     _blockcopy_c = None
 

@@ -109,7 +109,8 @@ def pipe_handler(core, tmp, pid, pure):
 def in_process(core, impl):
     """cat -> pipe -> read_core + backtraces + drain in this process (no interpreter start)."""
     import io
-    from crashkeep import corehandler, drain, elfcore
+    from crashkeep.commands import core as corehandler
+    from crashkeep.formats import drain, elfcore
     mod = __import__("crashkeep." + impl, fromlist=["drain"])
     saved = drain._impl
     drain._impl = mod
@@ -131,7 +132,8 @@ def in_process(core, impl):
 
 
 def backtrace_only(core):
-    from crashkeep import corehandler, elfcore
+    from crashkeep.commands import core as corehandler
+    from crashkeep.formats import elfcore
     t0 = time.monotonic()
     with open(core, "rb") as f:
         c = elfcore.read_core(f, seekable=True)

@@ -19,10 +19,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from crashkeep import ramoops, rs, _rs_py  # noqa: E402
+from crashkeep.formats import ramoops, rs, _rs_py  # noqa: E402
 
 try:
-    from crashkeep import _rs_c
+    from crashkeep.formats import _rs_c
 except ImportError:
     _rs_c = None
 

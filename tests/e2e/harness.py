@@ -97,7 +97,7 @@ Building blocks (cached under tests/e2e/work/, shared between pytest processes
 with file locks): the Debian kernel package picked at run time from
 `apt-cache depends linux-image-amd64`, fetched with `apt-get download` and
 extracted with `dpkg-deb -x` (CRASHKEEP_KERNEL_DIR overrides); the binary from
-`make -C build` (build/out/crashkeep); the initramfs from initramfs/mkinitramfs.py.
+`make -C build` (build/out/crashkeep); the initramfs from tests/e2e/mkinitramfs.py.
 """
 import fcntl
 import hashlib
@@ -114,7 +114,8 @@ WORK = os.path.join(ROOT, "tests", "e2e", "work")
 CACHE = os.path.join(WORK, "cache")
 BOARD = os.path.join(ROOT, "board-configs", "qemu-x86_64.conf")
 BINARY = os.path.join(ROOT, "build", "out", "crashkeep")
-INITRAMFS_DIR = os.path.join(ROOT, "initramfs")
+INITRAMFS_DIR = os.path.join(ROOT, "initramfs")     # what ships: the init hook
+TESTBED_DIR = os.path.dirname(os.path.abspath(__file__))   # mkinitramfs.py, testbed-*.sh
 QEMU = "qemu-system-x86_64"
 RAM = "512M"
 RAM_BYTES = 512 << 20
@@ -246,11 +247,11 @@ def build_binary(required=False):
 # ---- initramfs ---------------------------------------------------------------
 
 def _mkinitramfs():
-    sys.path.insert(0, INITRAMFS_DIR)
+    sys.path.insert(0, TESTBED_DIR)
     try:
         import mkinitramfs
     finally:
-        sys.path.remove(INITRAMFS_DIR)
+        sys.path.remove(TESTBED_DIR)
     return mkinitramfs
 
 
@@ -290,8 +291,9 @@ def _digest(paths, extra=""):
 def base_image(kdir, binary):
     """The cached base initramfs: busybox, modules, binary, default board, /init."""
     mk = _mkinitramfs()
-    sources = [os.path.join(INITRAMFS_DIR, f) for f in
-               ("mkinitramfs.py", "testbed-init.sh", "testbed-lib.sh", "crashkeep-hook.sh")]
+    sources = [os.path.join(TESTBED_DIR, f) for f in
+               ("mkinitramfs.py", "testbed-init.sh", "testbed-lib.sh")]
+    sources.append(os.path.join(INITRAMFS_DIR, "crashkeep-hook.sh"))
     key = _digest(sources + [binary, "/bin/busybox"], kdir + repr(MODULES))
     out = os.path.join(WORK, "initramfs-%s.cpio.gz" % key)
     with _Lock("initramfs"):
@@ -304,12 +306,12 @@ def base_image(kdir, binary):
                         and time.time() - os.path.getmtime(p) > 3600):
                     os.unlink(p)
             auto = mk.resolve_modules(kdir, AUTOLOAD)[1]
-            files = [(os.path.join(INITRAMFS_DIR, "testbed-lib.sh"), "testbed/lib.sh"),
+            files = [(os.path.join(TESTBED_DIR, "testbed-lib.sh"), "testbed/lib.sh"),
                      ("".join("%s %s\n" % m for m in auto).encode(), "testbed/autoload")]
             hook = os.path.join(INITRAMFS_DIR, "crashkeep-hook.sh")
             if os.path.exists(hook):
                 files.append((hook, "etc/crashkeep/crashkeep-hook.sh"))
-            mk.build(kdir, os.path.join(INITRAMFS_DIR, "testbed-init.sh"), out,
+            mk.build(kdir, os.path.join(TESTBED_DIR, "testbed-init.sh"), out,
                      modules=MODULES, binary=binary, files=files, level=1)
     return out
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from crashkeep import phramrec
+from crashkeep.formats import phramrec
 
 pytestmark = pytest.mark.e2e
 

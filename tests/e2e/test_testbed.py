@@ -225,7 +225,6 @@ def _readelf_depends(ko):
 def test_module_closure_loads_dependencies_first(testbed_env):
     """mkinitramfs resolves depends= like modprobe would: every module after its
     dependencies, nothing missing (oracle: readelf's view of .modinfo)."""
-    sys.path.insert(0, os.path.join(ROOT, "initramfs"))
     import mkinitramfs
     base, mods = mkinitramfs.resolve_modules(testbed_env.kdir, harness.MODULES)
     order = [n for n, _ in mods]

@@ -2,7 +2,7 @@
 
     python tests/fuzz/fuzz_core.py [-runs=N | -max_total_time=S] [corpus_dir]
 
-Seeds: synthetic kernel-layout cores from tests/core (one with an in-memory ELF
+Seeds: synthetic kernel-layout cores from tests/portable (one with an in-memory ELF
 that has .eh_frame and .symtab mapped as the vDSO, so CFI parsing is reached).
 Any exception other than FormatError is a bug.
 """
@@ -11,12 +11,13 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(HERE, "..", "core"))
+sys.path.insert(0, os.path.join(HERE, "..", "portable"))
 
 import atheris  # noqa: E402
 
 with atheris.instrument_imports():
-    from crashkeep import corehandler, elfcore, unwind, elffile  # noqa: F401
+    from crashkeep.commands import core as corehandler  # noqa: F401
+    from crashkeep.formats import elfcore, unwind, elffile
 from crashkeep.errors import FormatError  # noqa: E402
 from test_elfcore import Pipe, sample, make_core  # noqa: E402
 import test_unwind as tu  # noqa: E402

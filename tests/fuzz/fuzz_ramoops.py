@@ -26,17 +26,17 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(HERE, "..", "core"))
+sys.path.insert(0, os.path.join(HERE, "..", "portable"))
 
 import atheris  # noqa: E402
 
 with atheris.instrument_imports():
-    from crashkeep import ramoops, _rs_py  # noqa: F401
+    from crashkeep.formats import ramoops, _rs_py  # noqa: F401
 from crashkeep.errors import FormatError, ConfigError  # noqa: E402
 from _util import plant_zone  # noqa: E402
 
 try:
-    from crashkeep import _rs_c
+    from crashkeep.formats import _rs_c
 except ImportError:                # pure-only build: compare the twin with itself
     _rs_c = _rs_py
 

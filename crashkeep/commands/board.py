@@ -1,0 +1,299 @@
+"""`crashkeep board`: check a board config and print what bring-up needs."""
+import sys
+
+from crashkeep.formats import boardconf
+from crashkeep.commands.spec import Command, Param
+from crashkeep.errors import ConfigError
+
+# Kernel modules in load order, with their place in a Debian-style kernel tree.
+KERNEL_MODULES = [
+    ("reed_solomon", "lib/reed_solomon/reed_solomon.ko"),
+    ("ramoops", "fs/pstore/ramoops.ko"),
+    ("mtd", "drivers/mtd/mtd.ko"),
+    ("phram", "drivers/mtd/devices/phram.ko"),
+]
+DEFAULT_MODULE_DIR = "/lib/modules/$(uname -r)/kernel"
+
+CONFIG = Param("config", positional=True, required=True, help="Board config file.")
+
+
+def out(text):
+    sys.stdout.write(text + "\n")
+
+
+def regions(board):
+    """[(name, start, size)] of the reserved regions, lowest first."""
+    r = []
+    if board.has_ramoops:
+        r.append(("ramoops", board.get("ramoops.mem_address"), board.get("ramoops.mem_size")))
+    if board.has_phram:
+        r.append(("phram", board.get("phram.start"), board.get("phram.len")))
+    r.sort(key=lambda x: x[1])
+    return r
+
+
+def reserved_ranges(board):
+    """Regions merged where they touch: one memmap= per contiguous range."""
+    merged = []
+    for _, start, size in regions(board):
+        if merged and merged[-1][0] + merged[-1][1] == start:
+            merged[-1] = (merged[-1][0], merged[-1][1] + size)
+        else:
+            merged.append((start, size))
+    return merged
+
+
+def ramoops_args(board):
+    keys = ("mem_address", "mem_size", "record_size", "console_size", "ftrace_size",
+            "pmsg_size", "ecc", "mem_type", "max_reason")
+    return ["%s=%s" % (k, _num(board.get("ramoops." + k), k)) for k in keys]
+
+
+def _num(v, key=""):
+    if key in ("ecc", "mem_type", "max_reason"):
+        return "%d" % v
+    return "0x%x" % v if v else "0"
+
+
+def phram_arg(board):
+    s = "%s,0x%x,0x%x" % (board.get("phram.name"), board.get("phram.start"), board.get("phram.len"))
+    if board.has("phram.erasesize"):
+        s += ",0x%x" % board.get("phram.erasesize")
+    return s
+
+
+def layout_dict(board):
+    d = {"board": board.name, "config": board.path, "arch": board.get("board.arch"),
+         "ramoops": None, "phram": None}
+    if board.has_ramoops:
+        base = board.get("ramoops.mem_address")
+        zones = []
+        for z in board.zones():
+            zd = z.as_dict()
+            zd["address"] = base + z.offset
+            zones.append(zd)
+        d["ramoops"] = {"mem_address": base, "mem_size": board.get("ramoops.mem_size"),
+                        "ecc": board.get("ramoops.ecc"), "order": board.get("board.kernel"),
+                        "cpus": board.get("board.cpus"), "zones": zones}
+    if board.has_phram:
+        d["phram"] = {"name": board.get("phram.name"), "start": board.get("phram.start"),
+                      "len": board.get("phram.len"), "erasesize": board.phram_erasesize}
+    return d
+
+
+def show(opts):
+    board = boardconf.load(opts.config)
+    d = layout_dict(board)
+    if opts.json:
+        import json
+        out(json.dumps(d, indent=2, sort_keys=True))
+        return 0
+    out("board %s (%s)" % (board.name, board.get("board.arch")))
+    if d["ramoops"]:
+        r = d["ramoops"]
+        out("ramoops 0x%x-0x%x (0x%x bytes), ecc %d, zone order %s, %d cpu(s)"
+            % (r["mem_address"], r["mem_address"] + r["mem_size"], r["mem_size"], r["ecc"],
+               r["order"], r["cpus"]))
+        out("  %-22s %-12s %-10s %-8s %s" % ("zone", "address", "offset", "size", "data"))
+        end = 0
+        for z in r["zones"]:
+            out("  %-22s 0x%-10x 0x%-8x 0x%-6x %d" % (z["label"], z["address"], z["offset"],
+                                                    z["size"], z["data_size"]))
+            end = z["offset"] + z["size"]
+        if end < r["mem_size"]:
+            out("  %-22s 0x%-10x 0x%-8x 0x%-6x" % ("(unused)", r["mem_address"] + end, end,
+                                                 r["mem_size"] - end))
+    if d["phram"]:
+        p = d["phram"]
+        out("phram %s 0x%x-0x%x (0x%x bytes), erase size 0x%x"
+            % (p["name"], p["start"], p["start"] + p["len"], p["len"], p["erasesize"]))
+    for w in board.warnings:
+        sys.stderr.write("warning: %s\n" % w)
+    return 0
+
+
+def check(opts):
+    board = boardconf.load(opts.config)
+    problems = live_problems(board, opts.root) if opts.live else []
+    for w in board.warnings:
+        sys.stderr.write("warning: %s\n" % w)
+    for p in problems:
+        sys.stderr.write("%s\n" % p)
+    if problems:
+        raise ConfigError("%s: %d problem(s) on the running system" % (board.path, len(problems)))
+    out("%s: ok" % board.path)
+    return 0
+
+
+def cmdline(opts):
+    board = boardconf.load(opts.config)
+    words = []
+    res = board.reserve
+    if res == "memmap":
+        for start, size in reserved_ranges(board):
+            words.append("memmap=0x%x$0x%x" % (size, start))
+    elif res == "mem":
+        words += mem_banks(board)
+    if board.has_ramoops:
+        words += ["ramoops." + a for a in ramoops_args(board)]
+    if board.has_phram:
+        words.append("phram.phram=" + phram_arg(board))
+    out(" ".join(words))
+    if res == "dt":
+        sys.stderr.write("note: the region is reserved by the device tree (crashkeep board dts)\n")
+    elif res == "memmap":
+        sys.stderr.write("note: escape '$' for your boot loader (GRUB: '\\$')\n")
+    return 0
+
+
+def mem_banks(board):
+    """ARM/MIPS `mem=size@start` banks that leave the regions out of RAM."""
+    start = board.get("board.ram_start")
+    end = start + board.get("board.ram_size")
+    words = []
+    cur = start
+    for rs, size in reserved_ranges(board):
+        if not (start <= rs and rs + size <= end):
+            raise ConfigError("%s: region 0x%x is outside board RAM 0x%x-0x%x"
+                              % (board.path, rs, start, end))
+        if rs > cur:
+            words.append("mem=0x%x@0x%x" % (rs - cur, cur))
+        cur = rs + size
+    if cur < end:
+        words.append("mem=0x%x@0x%x" % (end - cur, cur))
+    return words
+
+
+def dts(opts):
+    board = boardconf.load(opts.config)
+    wide = board.get("board.arch") in ("arm64", "x86_64", "riscv64")
+    cells = 2 if wide else 1
+
+    def reg(start, size):
+        if wide:
+            return "<0x%x 0x%x 0x%x 0x%x>" % (start >> 32, start & 0xffffffff,
+                                              size >> 32, size & 0xffffffff)
+        return "<0x%x 0x%x>" % (start, size)
+
+    lines = ["/ {", "\treserved-memory {", "\t\t#address-cells = <%d>;" % cells,
+             "\t\t#size-cells = <%d>;" % cells, "\t\tranges;"]
+    if board.has_ramoops:
+        a = board.get("ramoops.mem_address")
+        ecc = board.get("ramoops.ecc")
+        lines += ["", "\t\tramoops@%x {" % a, '\t\t\tcompatible = "ramoops";',
+                  "\t\t\treg = %s;" % reg(a, board.get("ramoops.mem_size")),
+                  "\t\t\trecord-size = <0x%x>;" % board.get("ramoops.record_size"),
+                  "\t\t\tconsole-size = <0x%x>;" % board.get("ramoops.console_size"),
+                  "\t\t\tftrace-size = <0x%x>;" % board.get("ramoops.ftrace_size"),
+                  "\t\t\tpmsg-size = <0x%x>;" % board.get("ramoops.pmsg_size"),
+                  # module ecc=1 means 16; DT ecc-size is taken literally
+                  "\t\t\tecc-size = <%d>;" % (16 if ecc == 1 else ecc),
+                  "\t\t\tmem-type = <%d>;" % board.get("ramoops.mem_type"),
+                  "\t\t\tmax-reason = <%d>;" % board.get("ramoops.max_reason"),
+                  "\t\t\tflags = <1>;\t/* per-CPU ftrace zones, as the module does */",
+                  "\t\t\tno-map;", "\t\t};"]
+    if board.has_phram:
+        s = board.get("phram.start")
+        lines += ["", "\t\tphram@%x {" % s, '\t\t\tcompatible = "phram";',
+                  '\t\t\tlabel = "%s";' % board.get("phram.name"),
+                  "\t\t\treg = %s;" % reg(s, board.get("phram.len")),
+                  "\t\t\tno-map;", "\t\t};"]
+    lines += ["\t};", "};"]
+    out("\n".join(lines))
+    return 0
+
+
+def modules(opts):
+    board = boardconf.load(opts.config)
+    d = board.get("board.modules") or DEFAULT_MODULE_DIR
+    # reed_solomon is loaded even without ECC: ramoops.ko links against it
+    for name, rel in KERNEL_MODULES:
+        if name in ("reed_solomon", "ramoops") and not board.has_ramoops:
+            continue
+        if name in ("mtd", "phram") and not board.has_phram:
+            continue
+        line = "insmod %s/%s" % (d, rel)
+        if name == "ramoops":
+            line += " " + " ".join(ramoops_args(board))
+        elif name == "phram":
+            line += " phram=" + phram_arg(board)
+        out(line)
+    return 0
+
+
+def parse_iomem(text):
+    """Top-level /proc/iomem ranges: [(start, end_inclusive, name)]."""
+    out_ = []
+    for line in text.split("\n"):
+        if not line.strip() or line.startswith(" "):
+            continue
+        rng, _, name = line.partition(" : ")
+        a, _, b = rng.strip().partition("-")
+        try:
+            out_.append((int(a, 16), int(b, 16), name.strip()))
+        except ValueError:
+            continue
+    return out_
+
+
+def live_problems(board, root="/"):
+    """What the running kernel disagrees with: RAM overlap, loaded parameters."""
+    from crashkeep.compat import path_join, read_text, exists
+    problems = []
+    try:
+        iomem = parse_iomem(read_text(path_join(root, "proc/iomem"), 1 << 20))
+    except OSError:
+        iomem = []
+        problems.append("Failed to read '%s', cannot check the regions against RAM"
+                        % path_join(root, "proc/iomem"))
+    if iomem and all(a == 0 and b == 0 for a, b, _ in iomem):
+        problems.append("/proc/iomem shows no addresses (run as root)")
+        iomem = []
+    for name, start, size in regions(board):
+        for a, b, what in iomem:
+            if what == "System RAM" and start <= b and a < start + size:
+                problems.append("%s region 0x%x-0x%x overlaps System RAM 0x%x-0x%x: not reserved "
+                                "(missing memmap=/reserved-memory?)" % (name, start, start + size, a, b + 1))
+    pdir = path_join(root, "sys/module/ramoops/parameters")
+    if board.has_ramoops and exists(pdir):
+        for key in ("mem_address", "mem_size", "record_size", "console_size", "ftrace_size",
+                    "pmsg_size", "max_reason"):
+            try:
+                loaded = int(read_text(path_join(pdir, key)).strip())
+            except (OSError, ValueError):
+                continue
+            want = board.get("ramoops." + key)
+            if key.endswith("_size") and key != "mem_size":
+                from crashkeep.formats.ramoops import rounddown_pow_of_two
+                want = rounddown_pow_of_two(want)
+            if loaded != want:
+                problems.append("ramoops is loaded with %s=0x%x, the board says 0x%x"
+                                % (key, loaded, want))
+    if board.has_phram:
+        try:
+            mtd = read_text(path_join(root, "proc/mtd"))
+        except OSError:
+            mtd = ""
+        want = '"%s"' % board.get("phram.name")
+        for line in mtd.split("\n"):
+            if line.endswith(want):
+                size = int(line.split()[1], 16)
+                if size != board.get("phram.len"):
+                    problems.append("phram %s is loaded with size 0x%x, the board says 0x%x"
+                                    % (want, size, board.get("phram.len")))
+    return problems
+
+
+JSON = Param("json", kind="flag", help="Print JSON.")
+
+COMMANDS = [
+    Command("board show", "Show the resolved layout: every ramoops zone as the kernel lays it "
+            "out, and the phram region.", [CONFIG, JSON], show),
+    Command("board check", "Check a board config; exit 0 or print the errors.",
+            [CONFIG, Param("live", kind="flag", help="Also compare with /proc/iomem and the "
+                           "loaded modules."),
+             Param("root", default="/", help="Root of /proc and /sys (for tests).")], check),
+    Command("board cmdline", "Print the kernel command line for this board.", [CONFIG], cmdline),
+    Command("board dts", "Print a device-tree reserved-memory node for this board.", [CONFIG], dts),
+    Command("board modules", "Print the insmod lines for this board.", [CONFIG], modules),
+]

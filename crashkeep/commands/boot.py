@@ -1,0 +1,802 @@
+"""`crashkeep boot`: salvage the previous boot's crash evidence to flash, from the initramfs.
+
+Order (each step is safe to cut by a power loss; the next run completes it):
+
+1. load reed_solomon, ramoops, mtd, phram with the board's parameters (kmod);
+2. read the records: /sys/fs/pstore (mounted if needed), or, when ramoops
+   cannot load, the raw region through /dev/mem (crashkeep.formats.ramoops reader);
+   and every record in the phram keep area;
+3. reason and counters from the keep area's boot state (bootstate), written
+   back at once so a cut later does not count this boot twice;
+4. mount the flash target; drop records whose digest is already in the ledger
+   (an earlier run saved them and was cut before clearing);
+5. write the rest as one bundle: files in a hidden staging directory, each
+   durable (temp, fsync, rename, fsync dir, read back), meta.json last, then
+   the directory renamed to its final name — the commit point;
+6. add the digests to the ledger (durable), then unlink the pstore records
+   and remove the keep-area records; unmount what was mounted.
+
+The ledger is `.ledger` plus the meta.json of any bundle the ledger does not
+name yet (a cut between steps 5 and 6), so no record is written twice and
+none is cleared before it is on flash. Flash absent, read-only, full or
+failing: everything stays in RAM, one line says so, exit non-zero.
+
+Bundle directory: `<seq>-<YYYYmmddTHHMMSSZ>-<reason>/` holding the pstore
+records under their pstore names, keep-area records under `phram/<name>`
+(gzip, `.gz`, where the runtime can compress) and `meta.json`.
+"""
+import sys
+import time
+
+from crashkeep.ops import bootstate
+from crashkeep.system import storage
+from crashkeep.compat import path_join, monotonic, read_text, crc32, strerror
+from crashkeep.system.kmod import sysos as os, getenv, exists, is_dir
+from crashkeep.commands.spec import Command, Param
+from crashkeep.errors import CrashkeepError, ConfigError, DeviceError
+
+LEDGER = ".ledger"
+STAGING = ".new-"
+DOOMED = ".old-"              # a bundle being deleted: hidden first, so a cut never leaves half of one
+META = "meta.json"
+LEDGER_MAX = 1024            # ledger lines kept (oldest dropped; their bundles are long gone)
+BUNDLES_SCAN_MAX = 10000     # directory entries looked at in the flash directory
+META_MAX = 1 << 20           # a meta.json we wrote is far smaller
+DEFAULT_TIMEOUT = 8.0
+PHRAM_DIR = "phram"
+
+
+class Timeout(CrashkeepError):
+    exit_code = 6
+
+
+class Cut(BaseException):
+    """Raised by a test hook to stop a run dead at a step, like a power cut."""
+
+
+class Item:
+    """One record to salvage: where it came from, its bytes and its digest."""
+
+    def __init__(self, source, name, data, handle=None, time_=0, reason=None, firmware=""):
+        self.source = source      # "pstore", "raw" or "phram"
+        self.name = name          # file name inside the bundle
+        self.data = data
+        self.handle = handle      # pstore record / keep-area record name
+        self.time = time_ or 0
+        self.reason = reason      # "Panic", "Oops", ... for dmesg records
+        self.firmware = firmware
+        self.digest = "%s:%s:%d:%08x" % (source[0], name, len(data), crc32(data) & 0xFFFFFFFF)
+
+
+# ---------------------------------------------------------------- bundles & ledger
+
+def bundle_seq(name):
+    """Sequence number of a bundle directory name, or None."""
+    head = name.split("-", 1)[0]
+    if not head or not head.isdigit() or name.startswith("."):
+        return None
+    return int(head)
+
+
+def bundle_name(seq, now, reason):
+    t = time.gmtime(int(now))
+    return "%04d-%04d%02d%02dT%02d%02d%02dZ-%s" % (seq, t[0], t[1], t[2], t[3], t[4], t[5], reason)
+
+
+def list_bundles(path):
+    """[(seq, name)] of the bundles in path, oldest first."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return []
+    out = []
+    for n in names[:BUNDLES_SCAN_MAX]:
+        s = bundle_seq(n)
+        if s is not None and is_dir(path + "/" + n):
+            out.append((s, n))
+    out.sort()
+    return out
+
+
+def read_small(path, limit):
+    """Text of a file we wrote, sized by stat: MicroPython allocates read(n) up front."""
+    size = os.stat(path)[6]
+    if size > limit:
+        raise ValueError("'%s' is larger than %d bytes" % (path, limit))
+    return read_text(path, size + 1)
+
+
+def read_meta(bundle_dir):
+    import json
+    try:
+        return json.loads(read_small(bundle_dir + "/" + META, META_MAX))
+    except (OSError, ValueError):
+        return None
+
+
+_ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _jstr(s):
+    out = []
+    for ch in s:
+        e = _ESC.get(ch)
+        if e is None and ord(ch) < 0x20:
+            e = "\\u%04x" % ord(ch)
+        out.append(e or ch)
+    return '"' + "".join(out) + '"'
+
+
+def dumps(obj, indent=""):
+    """JSON text of meta.json (dict, list, str, int, bool, None), keys sorted, one
+    item a line. Written here, not with json: json imports re (and enum), which
+    costs milliseconds and a megabyte at boot; MicroPython's json has no indent."""
+    if obj is None:
+        return "null"
+    if obj is True or obj is False:
+        return "true" if obj else "false"
+    if isinstance(obj, int):
+        return str(obj)
+    if isinstance(obj, str):
+        return _jstr(obj)
+    inner = indent + " "
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [inner + _jstr(str(k)) + ": " + dumps(obj[k], inner) for k in sorted(obj)]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            return "[]"
+        return "[\n" + ",\n".join(inner + dumps(v, inner) for v in obj) + "\n" + indent + "]"
+    raise TypeError("cannot write %s as JSON" % type(obj).__name__)
+
+
+class Ledger:
+    """Digests of records already durable on flash: `.ledger` + unnamed bundles' meta."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lines = []       # (digest, seq)
+        try:
+            text = read_small(path + "/" + LEDGER, LEDGER_MAX * 200)
+        except (OSError, ValueError):
+            text = ""
+        for line in text.split("\n"):
+            f = line.split()
+            if len(f) == 2 and f[1].isdigit():
+                self.lines.append((f[0], int(f[1])))
+
+    def known(self, bundles):
+        have = {}
+        seqs = {}
+        live = {}
+        for seq, _ in bundles:
+            live[seq] = True
+        for d, s in self.lines:
+            seqs[s] = True
+            if s in live:       # a bundle retention removed no longer holds the record
+                have[d] = s
+        for seq, name in bundles:
+            if seq in seqs:
+                continue
+            meta = read_meta(self.path + "/" + name)
+            for f in (meta or {}).get("files", []):
+                if f.get("digest"):
+                    have[f["digest"]] = seq
+                    self.lines.append((f["digest"], seq))
+        return have
+
+    def max_seq(self):
+        return max([s for _, s in self.lines] or [0])
+
+    def add(self, digests, seq):
+        for d in digests:
+            self.lines.append((d, seq))
+
+    def save(self):
+        lines = self.lines[-LEDGER_MAX:]
+        text = "".join("%s %d\n" % (d, s) for d, s in lines)
+        storage.write_durable(self.path, LEDGER, text.encode())
+
+
+def prune(path, bundles, max_count, max_bytes, needed, free=None):
+    """Remove the oldest bundles until one more of `needed` bytes fits the limits
+    (count, total bytes, and free space when `free` is given). Returns names removed."""
+    sizes = {}
+    for _, n in bundles:
+        sizes[n] = storage.tree_bytes(path + "/" + n)
+    total = sum(sizes.values())
+    removed = []
+    left = list(bundles)
+    while left:
+        over = (len(left) + 1 > max_count or total + needed > max_bytes
+                or (free is not None and free < needed + storage.SLACK_BYTES))
+        if not over:
+            break
+        _, n = left.pop(0)
+        doomed = path + "/" + DOOMED + n
+        try:
+            os.rename(path + "/" + n, doomed)
+            storage.fsync_dir(path)
+        except OSError:
+            doomed = path + "/" + n
+        storage.remove_tree(doomed)
+        total -= sizes[n]
+        if free is not None:
+            free += sizes[n]
+        removed.append(n)
+    return removed
+
+
+# ---------------------------------------------------------------- the run
+
+class Steps:
+    """Progress marks: deadline checks, optional console markers for power-cut tests
+    (CRASHKEEP_STEPS=1 prints `crashkeep-step: NAME`; CRASHKEEP_STEP_PAUSE=S waits
+    after each so a harness can cut power right there), and a test hook."""
+
+    def __init__(self, deadline, hook=None):
+        self.deadline = deadline
+        self.hook = hook
+        self.show = getenv("CRASHKEEP_STEPS") == "1"
+        p = getenv("CRASHKEEP_STEP_PAUSE")
+        self.pause = float(p) if p else 0.0
+        self.done = []
+
+    def mark(self, name):
+        self.done.append(name)
+        if self.show:
+            sys.stdout.write("crashkeep-step: %s\n" % name)
+            try:
+                sys.stdout.flush()
+            except AttributeError:
+                pass
+            if self.pause:
+                time.sleep(self.pause)
+        if self.hook is not None:
+            self.hook(name)
+        if monotonic() > self.deadline:
+            raise Timeout("timed out after step '%s'" % name)
+
+
+class Run:
+    """One `crashkeep boot`: collects what happened for the summary line."""
+
+    def __init__(self, board, root="/", keep=None, flash_dir=None, steps=None, now=None):
+        self.board = board
+        self.root = root
+        self.keep_override = keep
+        self.flash_dir = flash_dir
+        self.steps = steps or Steps(monotonic() + 1e9)
+        self.now = time.time() if now is None else now
+        self.notes = []           # short phrases for the summary line
+        self.items = []
+        self.area = None
+        self.pstore_root = path_join(root, "sys/fs/pstore")
+        self.pstore_mounted = False
+        self.raw = False
+        self.bundle = None
+        self.saved = 0
+        self.cleared = 0
+        self.prev = None
+        self.reason = None
+        self.state = None
+        self.selftest = None
+
+    # -- 1. modules
+    def load_modules(self):
+        from crashkeep.system import kmod
+        res = kmod.load_for_board(self.board, self.root)
+        for w in res.warnings:
+            self.notes.append("warning: " + w)
+        for name in ("ramoops", "phram"):
+            if name in res.errors:
+                self.notes.append(res.errors[name])
+        self.modules = res
+        self.steps.mark("modules")
+
+    # -- 2. records
+    def read_pstore(self):
+        if not self.board.has_ramoops:
+            return
+        from crashkeep.system import pstore
+        if self.modules.ok("ramoops"):
+            if self.root in ("", "/"):
+                try:
+                    self.pstore_mounted = pstore.ensure_mounted(self.pstore_root)
+                except (OSError, CrashkeepError) as e:
+                    self.notes.append("Failed to mount pstore at '%s': %s"
+                                      % (self.pstore_root, _msg(e)))
+                    return
+            try:
+                recs = pstore.list_records(self.pstore_root)
+            except CrashkeepError as e:     # the keep-area records still go to flash
+                self.notes.append(_msg(e))
+                return
+            for rec in recs:
+                try:
+                    data = pstore.read(rec)
+                except (OSError, CrashkeepError) as e:
+                    self.notes.append("Failed to read '%s': %s, ignoring" % (rec.path, _msg(e)))
+                    continue
+                reason = bootstate.reason_from_record(data) if rec.name.startswith("dmesg") else None
+                self.items.append(Item("pstore", rec.name, data, rec, int(rec.mtime or 0), reason))
+        else:
+            self.read_raw()
+
+    def read_raw(self):
+        """ramoops could not load: parse the region through /dev/mem, read-only.
+        The records stay in RAM (the ledger keeps them from being saved twice)."""
+        from crashkeep.formats import ramoops
+        b = self.board
+        dev = path_join(self.root, "dev/mem")
+        try:
+            with open(dev, "rb") as f:
+                f.seek(b.get("ramoops.mem_address"))
+                data = f.read(b.get("ramoops.mem_size"))
+        except OSError as e:
+            self.notes.append("Failed to read '%s': %s" % (dev, strerror(e)))
+            return
+        try:
+            recs = ramoops.read_region(data, b.ramoops_params())
+        except CrashkeepError as e:
+            self.notes.append("Failed to parse the ramoops region: %s" % e)
+            return
+        self.raw = True
+        for r in recs:
+            self.items.append(Item("raw", r.name, bytes(r.data), None, r.time or 0, r.reason))
+        self.notes.append("read the raw region (records stay in RAM)")
+
+    def read_keep(self):
+        if not self.board.has_phram and not self.keep_override:
+            return
+        from crashkeep.system import keeparea
+        croot = "" if self.root in ("", "/") else self.root
+        try:
+            dev = keeparea.device_for(self.board, self.keep_override)
+            self.area = keeparea.open_area(dev, root=croot if not self.keep_override else "",
+                                           board=self.board)
+        except (OSError, CrashkeepError) as e:
+            self.notes.append("keep area: %s" % _msg(e))
+            return
+        # a keep area that cannot be read is one note: the pstore records still go to flash
+        try:
+            self.prev = self.area.boot_state()
+        except (OSError, CrashkeepError) as e:
+            self.notes.append("keep area: %s" % _msg(e))
+            self.close_area()       # unread boot state: do not write one over it
+            return
+        try:
+            for info in self.area.list():
+                got = self.area.get(info.name)
+                if got is None:
+                    continue
+                info, payload = got
+                name = PHRAM_DIR + "/" + info.name.replace("/", "_")
+                self.items.append(Item("phram", name, bytes(payload), info.name,
+                                       int(info.wall_time or 0), None, info.firmware or ""))
+        except (OSError, CrashkeepError) as e:
+            self.notes.append("keep area: %s" % _msg(e))
+
+    # -- 3. boot state
+    def update_state(self):
+        boot_id = bootstate.read_boot_id(self.root)
+        new = [i.reason for i in self.items
+               if i.reason and bootstate.is_new(i.time, self.prev)]
+        self.reason = bootstate.classify(self.prev, new)
+        self.warm = self.prev is not None
+        same_boot = self.prev is not None and boot_id and self.prev.get("last_boot_id") == boot_id
+        if same_boot:
+            self.state = self.prev
+            self.notes.append("already ran this boot")
+        else:
+            self.state = bootstate.next_state(self.prev, self.reason, boot_id, self.now)
+        self.selftest = bootstate.selftest_result(self.prev, False)
+        if self.area is not None and not same_boot:
+            try:
+                self.area.set_boot_state(self.state)
+            except (OSError, CrashkeepError) as e:
+                self.notes.append("Failed to write the boot state: %s" % _msg(e))
+        self.steps.mark("state")
+
+    # -- 4..6 salvage
+    def salvage(self):
+        # a cold boot, or a selftest canary, may have a note on flash to settle
+        settle = not self.warm or bool((self.prev or {}).get("canary"))
+        need_flash = bool(self.items) or (settle and self.board_has_flash())
+        if not need_flash:
+            return
+        try:
+            target = self.open_target()
+        except DeviceError as e:
+            if self.items:
+                raise
+            return       # only the selftest note was wanted
+        try:
+            self.steps.mark("mounted")
+            self.check_selftest_note(target.path)
+            if self.items:
+                self.save_items(target.path)
+        finally:
+            try:
+                target.close()
+            except DeviceError as e:
+                self.notes.append(str(e))
+
+    def board_has_flash(self):
+        return bool(self.flash_dir or self.board.get("flash.device")
+                    or self.board.has("flash.mountpoint"))
+
+    def open_target(self):
+        if self.flash_dir:
+            if not is_dir(self.flash_dir):
+                raise DeviceError("Failed to find flash directory '%s'" % self.flash_dir)
+            return storage.Target(self.flash_dir)
+        return storage.open_target(self.board, self.root)
+
+    def check_selftest_note(self, path):
+        note = path + "/" + bootstate.SELFTEST_FILE
+        if exists(note):
+            self.selftest = bootstate.selftest_result(self.prev, True)
+            try:
+                os.remove(note)
+            except OSError:
+                pass
+
+    def save_items(self, path):
+        for n in os.listdir(path):
+            if n.startswith(STAGING) or n.startswith(DOOMED) or n.startswith(storage.TMP_PREFIX):
+                storage.remove_tree(path + "/" + n)     # left by a cut run
+                try:
+                    os.remove(path + "/" + n)
+                except OSError:
+                    pass
+        bundles = list_bundles(path)
+        ledger = Ledger(path)
+        known = ledger.known(bundles)
+        todo = [i for i in self.items if i.digest not in known]
+        if todo:
+            self.write_bundle(path, bundles, ledger, todo)
+            ledger.add([i.digest for i in todo], self.seq)
+            ledger.save()
+            self.steps.mark("ledger")
+        self.clear_sources()
+
+    def write_bundle(self, path, bundles, ledger, todo):
+        files = []
+        blobs = []
+        for it in todo:
+            stored = it.data
+            fname = it.name
+            z = storage.compress(it.data) if it.data else None
+            if z is not None and len(z) < len(it.data):
+                stored, fname = z, it.name + ".gz"
+            blobs.append((fname, stored))
+            f = {"name": it.name, "file": fname, "source": it.source, "size": len(it.data),
+                 "crc32": crc32(it.data) & 0xFFFFFFFF, "stored_size": len(stored),
+                 "stored_crc32": crc32(stored) & 0xFFFFFFFF, "digest": it.digest,
+                 "time": it.time}
+            if it.reason:
+                f["reason"] = it.reason
+            files.append(f)
+        needed = sum(len(b) for _, b in blobs) + 4096 * (len(blobs) + 2)
+        removed = prune(path, bundles, self.board.get("retention.bundles"),
+                        self.board.get("retention.bytes"), needed, storage.free_bytes(path))
+        if removed:
+            self.notes.append("retention removed %d old bundle(s)" % len(removed))
+        free = storage.free_bytes(path)
+        if free < needed:
+            raise storage.NoSpaceError("Failed to write a bundle to '%s': %d bytes free, %d needed"
+                                       % (path, free, needed))
+        last = bundles[-1][0] if bundles else 0
+        self.seq = max(last, ledger.max_seq()) + 1
+        reasons = [i.reason for i in todo if i.reason]
+        breason = "panic" if "Panic" in reasons else "oops" if "Oops" in reasons else self.reason
+        name = bundle_name(self.seq, self.now, breason)
+        stage = path + "/" + STAGING + name
+        storage.makedirs(stage)
+        for fname, stored in blobs:
+            d = stage
+            if "/" in fname:
+                d = stage + "/" + fname.rsplit("/", 1)[0]
+                storage.makedirs(d)
+            storage.write_durable(d, fname.rsplit("/", 1)[-1], stored)
+            self.steps.mark("file")
+        meta = self.meta(name, breason, files)
+        storage.write_durable(stage, META, dumps(meta).encode())
+        storage.fsync_dir(stage)
+        if is_dir(stage + "/" + PHRAM_DIR):
+            storage.fsync_dir(stage + "/" + PHRAM_DIR)
+        self.steps.mark("staged")
+        try:
+            os.rename(stage, path + "/" + name)
+            storage.fsync_dir(path)
+        except OSError as e:
+            raise DeviceError("Failed to commit bundle '%s': %s" % (path + "/" + name, strerror(e)))
+        for fname, stored in blobs:      # read back once more through the final path
+            storage.check_file(path + "/" + name + "/" + fname, stored)
+        self.bundle = name
+        self.saved = len(todo)
+        self.steps.mark("committed")
+
+    def meta(self, name, breason, files):
+        from crashkeep.system import kmod
+        fw = ""
+        for it in self.items:
+            if it.firmware:
+                fw = it.firmware
+        if not fw:
+            try:
+                from crashkeep.system.keeparea import firmware_version
+                fw = firmware_version(self.board, "" if self.root in ("", "/") else self.root)
+            except ImportError:
+                fw = self.board.get("board.firmware") or ""
+        st = self.state or {}
+        return {"format": 1, "bundle": name, "seq": self.seq, "board": self.board.name,
+                "kernel": kmod.release(self.root), "firmware": fw,
+                "boot_id": (self.prev or {}).get("last_boot_id", ""),
+                "salvaged_by_boot_id": st.get("last_boot_id", ""),
+                "reason": breason, "boot_reason": self.reason, "warm": self.warm,
+                "counters": {"boot_count": st.get("boot_count", 0),
+                             "panic_count": st.get("panic_count", 0)},
+                "salvaged_at": int(self.now), "files": files}
+
+    def clear_sources(self):
+        n = 0
+        for it in self.items:
+            try:
+                if it.source == "pstore":
+                    from crashkeep.system import pstore
+                    pstore.unlink(it.handle)
+                elif it.source == "phram":
+                    self.area.remove(it.handle)
+                else:
+                    continue       # raw region: read-only; the ledger knows it
+            except (OSError, CrashkeepError) as e:
+                self.notes.append("Failed to clear '%s': %s, ignoring" % (it.name, _msg(e)))
+                continue
+            n += 1
+            self.steps.mark("cleared")
+        self.cleared = n
+
+    def close_area(self):
+        if self.area is not None:
+            try:
+                self.area.close()
+            except (OSError, CrashkeepError):
+                pass
+            self.area = None
+
+    def close(self):
+        self.close_area()
+        if self.pstore_mounted:
+            from crashkeep.system import kmod
+            try:
+                kmod.umount(self.pstore_root)
+            except OSError as e:
+                self.notes.append("Failed to unmount '%s': %s" % (self.pstore_root, strerror(e)))
+            self.pstore_mounted = False
+
+    def summary(self, error=None):
+        st = self.state or {}
+        head = "boot #%d after %s (%s)" % (st.get("boot_count", 0), self.reason or "unknown",
+                                          "warm" if self.prev is not None else "cold")
+        if st.get("panic_count"):
+            head += ", %d panic(s) in a row" % st["panic_count"]
+        if error is not None:
+            body = "%s; %d record(s) kept in RAM" % (error, len(self.items))
+        elif self.bundle:
+            body = "salvaged %d record(s) to %s" % (self.saved, self.bundle)
+        elif self.items:
+            body = "%d record(s) were already on flash" % len(self.items)
+        else:
+            body = "nothing to salvage"
+        if self.selftest:
+            body += "; selftest: RAM %s across reset" % self.selftest
+        extra = [n for n in self.notes if n]
+        if extra:
+            body += " [" + "; ".join(extra) + "]"
+        return "crashkeep: %s: %s" % (head, body)
+
+
+def _msg(e):
+    if isinstance(e, CrashkeepError):
+        return str(e)
+    return strerror(e)
+
+
+def log(line, root="/"):
+    """The summary line to the console (stdout) and the kernel log."""
+    sys.stdout.write(line + "\n")
+    try:
+        sys.stdout.flush()
+    except AttributeError:
+        pass
+    try:
+        with open(path_join(root, "dev/kmsg"), "wb") as f:
+            f.write(("<5>" + line[:900] + "\n").encode())
+    except OSError:
+        pass
+
+
+def _alarm(seconds, handler):
+    try:
+        try:
+            import _signal as signal    # the C module: signal.py builds enums (ms at startup)
+        except ImportError:
+            import signal
+        signal.signal(signal.SIGALRM, handler)
+        signal.alarm(max(1, int(seconds + 0.999)))
+        return signal
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _on_alarm(signum, frame):
+    raise Timeout("timed out")
+
+
+def run_boot(board, root="/", timeout=DEFAULT_TIMEOUT, keep=None, flash_dir=None, hook=None,
+             now=None):
+    """The whole boot job; returns (exit code, summary line). Never raises CrashkeepError."""
+    steps = Steps(monotonic() + timeout, hook)
+    r = Run(board, root, keep, flash_dir, steps, now)
+    code = 0
+    err = None
+    try:
+        r.load_modules()
+        r.read_pstore()
+        r.read_keep()
+        steps.mark("records")
+        r.update_state()
+        r.salvage()
+    except CrashkeepError as e:
+        err, code = str(e), e.exit_code
+    except OSError as e:
+        err, code = "Failed: %s" % strerror(e), 4
+    except Exception as e:      # init must go on: one line, never a traceback
+        if getenv("CRASHKEEP_DEBUG"):
+            raise
+        err, code = "internal error: %s: %s" % (type(e).__name__, e), 70
+    finally:
+        r.close()
+    return code, r.summary(err), r
+
+
+def boot(opts):
+    sig = None
+    root = opts.root or "/"
+    try:
+        from crashkeep.formats import boardconf
+        board = boardconf.load(opts.board)
+    except CrashkeepError as e:
+        log("crashkeep: boot: %s; nothing salvaged, records stay in RAM" % e, root)
+        return e.exit_code
+    timeout = opts.timeout if opts.timeout else DEFAULT_TIMEOUT
+    sig = _alarm(timeout, _on_alarm)
+    try:
+        code, line, _ = run_boot(board, root, timeout, opts.keep, opts.dir)
+    except Timeout as e:        # the alarm hit between the guarded steps
+        code, line = e.exit_code, "crashkeep: boot: %s; records stay in RAM" % e
+    finally:
+        if sig is not None:
+            sig.alarm(0)
+    log(line, root)
+    return code
+
+
+# ---------------------------------------------------------------- browsing
+
+def bundles_dir(opts):
+    """(path, target-to-close or None) of the board's bundle directory."""
+    if getattr(opts, "dir", None):
+        return opts.dir, None
+    from crashkeep.formats import boardconf
+    board = boardconf.load(opts.board)
+    t = storage.open_target(board, getattr(opts, "root", "/") or "/", create=False)
+    return t.path, t
+
+
+def bundle_summaries(path):
+    """[meta dict (with 'bundle', 'seq', 'files')] of every bundle in path, oldest first."""
+    out = []
+    for seq, name in list_bundles(path):
+        meta = read_meta(path + "/" + name) or {"bundle": name, "seq": seq, "files": []}
+        meta["bundle"] = name
+        out.append(meta)
+    return out
+
+
+def bundles_section(opts, board=None):
+    """`crashkeep list`'s section for the bundles salvaged to flash (see dump.SECTIONS)."""
+    from crashkeep.commands.dump import Section, when
+    if board is None:
+        from crashkeep.formats import boardconf
+        board = boardconf.load(getattr(opts, "board", None) or BOARD.default)
+    t = storage.open_target(board, "/", create=False)
+    try:
+        metas = bundle_summaries(t.path)
+    finally:
+        t.close()
+    rows = []
+    for m in metas:
+        files = m.get("files", [])
+        rows.append([str(m.get("seq", "?")), m.get("reason", "?"), when(m.get("salvaged_at")),
+                     str(len(files)), str(sum(f.get("size", 0) for f in files)), m["bundle"]])
+    return Section("bundles", "salvaged bundles (%s)" % t.path,
+                   ["ID", "REASON", "SALVAGED", "FILES", "BYTES", "BUNDLE"], rows, metas)
+
+
+def find_bundle(path, ident):
+    ident = ident.strip()
+    for seq, name in list_bundles(path):
+        if name == ident or (ident.isdigit() and seq == int(ident)) or name.startswith(ident + "-"):
+            return name
+    raise ConfigError("no bundle '%s' in '%s'" % (ident, path))
+
+
+def show(opts):
+    path, target = bundles_dir(opts)
+    try:
+        name = find_bundle(path, opts.id)
+        bdir = path + "/" + name
+        meta = read_meta(bdir)
+        if meta is None:
+            raise DeviceError("Failed to read '%s/%s'" % (bdir, META))
+        if opts.file:
+            for f in meta.get("files", []):
+                if opts.file in (f.get("name"), f.get("file")):
+                    data = storage.read_file(bdir + "/" + f["file"])
+                    if f["file"].endswith(".gz") and not f["name"].endswith(".gz"):
+                        data = storage.decompress(data)
+                    out = getattr(sys.stdout, "buffer", None)
+                    if out is not None:
+                        out.write(data)
+                    else:
+                        sys.stdout.write(data.decode())
+                    return 0
+            raise ConfigError("bundle %s has no file '%s'" % (name, opts.file))
+        if opts.json:
+            sys.stdout.write(dumps(meta) + "\n")
+            return 0
+        w = sys.stdout.write
+        t = time.gmtime(int(meta.get("salvaged_at", 0)))
+        w("bundle     %s\n" % name)
+        w("board      %s\n" % meta.get("board"))
+        w("reason     %s (boot ended: %s, %s boot)\n" % (meta.get("reason"), meta.get("boot_reason"),
+                                                     "warm" if meta.get("warm") else "cold"))
+        c = meta.get("counters", {})
+        w("counters   boot #%s, %s panic(s) in a row\n" % (c.get("boot_count"), c.get("panic_count")))
+        w("kernel     %s\n" % meta.get("kernel"))
+        w("firmware   %s\n" % (meta.get("firmware") or "-"))
+        w("boot id    %s\n" % (meta.get("boot_id") or "-"))
+        w("salvaged   %04d-%02d-%02d %02d:%02d:%02d UTC\n" % t[:6])
+        w("files:\n")
+        for f in meta.get("files", []):
+            extra = " (%s)" % f["reason"] if f.get("reason") else ""
+            w("  %-28s %-7s %8d bytes  crc32 %08x%s\n" % (f.get("name"), f.get("source"),
+                                                        f.get("size", 0), f.get("crc32", 0), extra))
+        return 0
+    finally:
+        if target is not None:
+            target.close()
+
+
+BOARD = Param("board", default="/etc/crashkeep/board.conf", help="Board config.",
+              envvar="CRASHKEEP_BOARD")
+ROOT = Param("root", default="/", help="Root of /proc, /sys, /dev (for tests).")
+DIR = Param("dir", help="Bundle directory to use instead of the board's flash.")
+
+COMMANDS = [
+    Command("boot", "Salvage the previous boot's crash records to flash (run from the initramfs).",
+            [BOARD, Param("timeout", kind="float", default=DEFAULT_TIMEOUT,
+                          help="Give up (records stay in RAM) after this many seconds."),
+             ROOT, Param("keep", help="Keep-area device or file instead of the board's phram."),
+             DIR], boot, fast=True),
+    Command("show", "Show one salvaged bundle (ID: sequence number or name).",
+            [Param("id", positional=True, required=True), BOARD, DIR, ROOT,
+             Param("json", kind="flag", help="Print meta.json."),
+             Param("file", help="Print this file of the bundle (decompressed).")], show,
+            fast=True),
+]

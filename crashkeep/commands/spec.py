@@ -1,0 +1,189 @@
+"""Command definitions, shared by the plain-argv entry and the typer app.
+
+Each operation module declares its commands once, as `COMMANDS = [Command(...)]`.
+The fast entry (init scripts, the core handler) parses argv with `parse_argv`;
+the typer app builds its commands from the same objects. Both hand raw strings
+to `convert`, so an option means the same thing whichever way it came in.
+"""
+from crashkeep.errors import ConfigError
+
+
+class UsageError(ConfigError):
+    exit_code = 2
+
+
+class Param:
+    """One option or positional argument.
+
+    kind: "str", "size" (0x.., K/M suffixes), "float", "flag".
+    """
+
+    def __init__(self, name, kind="str", default=None, help="", positional=False,
+                 required=False, multiple=False, short=None, metavar=None, envvar=None):
+        self.name = name
+        self.kind = kind
+        self.default = default
+        self.help = help
+        self.positional = positional
+        self.required = required
+        self.multiple = multiple
+        self.short = short
+        self.metavar = metavar or (name.upper() if positional else
+                                   {"size": "N", "float": "S", "flag": ""}.get(kind, "TEXT"))
+        self.envvar = envvar
+
+    @property
+    def dest(self):
+        return self.name.replace("-", "_")
+
+    @property
+    def flag(self):
+        return "--" + self.name
+
+
+class Command:
+    def __init__(self, path, help, params, run, fast=False, epilog=""):
+        self.path = tuple(path.split())   # "board show" -> ("board", "show")
+        self.help = help
+        self.params = params
+        self.run = run                    # function(opts) -> exit code
+        self.fast = fast
+        self.epilog = epilog
+
+    @property
+    def name(self):
+        return " ".join(self.path)
+
+    def param(self, dest):
+        for p in self.params:
+            if p.dest == dest:
+                return p
+        raise KeyError(dest)
+
+
+class Opts:
+    """Converted option values as attributes (opts.max_bytes)."""
+
+    def __init__(self, values):
+        for k in values:
+            setattr(self, k, values[k])
+
+    def __repr__(self):
+        return "Opts(%r)" % (self.__dict__,)
+
+
+def convert(cmd, raw):
+    """raw: dest -> string / list of strings / bool / None. Returns Opts."""
+    from crashkeep.formats.boardconf import parse_number
+    out = {}
+    for p in cmd.params:
+        v = raw.get(p.dest)
+        if v is None and p.envvar:
+            import os
+            v = os.getenv(p.envvar)
+        if v is None or (p.multiple and not v):
+            if p.required:
+                raise UsageError("%s: missing %s" % (cmd.name, p.metavar if p.positional else p.flag))
+            out[p.dest] = [] if p.multiple else p.default
+            continue
+        values = v if p.multiple else [v]
+        conv = []
+        for s in values:
+            if p.kind == "flag":
+                conv.append(bool(s))
+            elif p.kind == "size":
+                try:
+                    conv.append(parse_number(s))
+                except ValueError:
+                    raise UsageError("%s: %s needs a number (0x.., K, M), not %r"
+                                     % (cmd.name, p.metavar if p.positional else p.flag, s))
+            elif p.kind == "float":
+                try:
+                    conv.append(float(s))
+                except ValueError:
+                    raise UsageError("%s: %s needs a number, not %r" % (cmd.name, p.flag, s))
+            else:
+                conv.append(s)
+        out[p.dest] = conv if p.multiple else conv[0]
+    return Opts(out)
+
+
+def parse_argv(cmd, argv):
+    """Parse argv (after the command words) into raw values; None means --help."""
+    raw = {}
+    by_flag = {}
+    for p in cmd.params:
+        if not p.positional:
+            by_flag[p.flag] = p
+            if p.short:
+                by_flag["-" + p.short] = p
+    positionals = [p for p in cmd.params if p.positional]
+    free = []
+    i = 0
+    only_args = False
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if only_args or a == "-" or not a.startswith("-"):
+            free.append(a)
+            continue
+        if a == "--":
+            only_args = True
+            continue
+        if a in ("-h", "--help"):
+            return None
+        value = None
+        if a.startswith("--") and "=" in a:
+            a, value = a.split("=", 1)
+        p = by_flag.get(a)
+        if p is None:
+            raise UsageError("%s: no such option: %s" % (cmd.name, a))
+        if p.kind == "flag":
+            if value is not None:
+                raise UsageError("%s: %s takes no value" % (cmd.name, a))
+            raw[p.dest] = True
+            continue
+        if value is None:
+            if i >= len(argv):
+                raise UsageError("%s: %s needs a value" % (cmd.name, a))
+            value = argv[i]
+            i += 1
+        if p.multiple:
+            raw.setdefault(p.dest, []).append(value)
+        else:
+            raw[p.dest] = value
+    for p in positionals:
+        if p.multiple:
+            raw[p.dest] = free
+            free = []
+        elif free:
+            raw[p.dest] = free.pop(0)
+    if free:
+        raise UsageError("%s: unexpected argument %r" % (cmd.name, free[0]))
+    return raw
+
+
+def help_text(cmd, prog="crashkeep"):
+    usage = [prog, cmd.name, "[OPTIONS]"]
+    for p in cmd.params:
+        if p.positional:
+            m = p.metavar + ("..." if p.multiple else "")
+            usage.append(m if p.required else "[%s]" % m)
+    lines = ["Usage: " + " ".join(usage), "", "  " + cmd.help, ""]
+    rows = []
+    for p in cmd.params:
+        if p.positional:
+            continue
+        left = p.flag + ("/-" + p.short if p.short else "") + (" " + p.metavar if p.metavar else "")
+        right = p.help
+        if p.default not in (None, False, ""):
+            right += " [default: %s]" % (p.default,)
+        rows.append((left, right))
+    rows.append(("--help", "Show this message and exit."))
+    width = max(len(r[0]) for r in rows) + 2
+    lines.append("Options:")
+    for left, right in rows:
+        lines.append("  " + left + " " * (width - len(left)) + right)
+    if cmd.epilog:
+        lines += ["", cmd.epilog]
+    return "\n".join(lines) + "\n"

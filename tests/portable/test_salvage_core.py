@@ -1,0 +1,447 @@
+"""`crashkeep boot` on a fake root: the salvage protocol, its failure modes and
+the power-cut matrix (a run stopped dead after every step, then run again:
+nothing lost, nothing written twice). Runs under pytest and MicroPython.
+
+The fake root has /sys/module/*/initstate (modules count as loaded),
+/sys/fs/pstore files, /proc/mtd, a keep-area image file and a flash directory.
+"""
+import os
+
+from _util import tmpdir, write, read, raises
+from crashkeep.formats import boardconf
+from crashkeep.commands import boot as salvage
+from crashkeep.system import storage, keeparea
+from crashkeep.ops import bootstate
+
+BOOT_IDS = ["11111111-2222-3333-4444-%012d" % i for i in range(1, 200)]
+
+BOARD = """
+board.name = fake
+board.kernel = 6.1
+ramoops.mem_address = 0x1f000000
+ramoops.mem_size = 512K
+ramoops.record_size = 64K
+ramoops.console_size = 64K
+ramoops.ftrace_size = 0
+ramoops.pmsg_size = 64K
+phram.name = crashkeep
+phram.start = 0x1f080000
+phram.len = 512K
+flash.mountpoint = /flash
+flash.dir = crashkeep
+retention.bundles = %d
+retention.bytes = %s
+"""
+
+PANIC = b"Panic#2 Part1\n<0>[   12.5] Kernel panic - not syncing: sysrq triggered crash\n" + b"x" * 3000
+OOPS = b"Oops#1 Part1\n<4>[   11.0] Oops: 0002 [#1] PREEMPT SMP\n" + b"y" * 2000
+
+
+def mkdirs(p):
+    storage.makedirs(p)
+    return p
+
+
+def make_root(pstore=(), keep=(), bundles=20, max_bytes="4M", flash=True, boot=0):
+    root = tmpdir()
+    for m in ("reed_solomon", "ramoops", "mtd", "phram"):
+        write(mkdirs(root + "/sys/module/" + m) + "/initstate", "live\n")
+    mkdirs(root + "/sys/fs/pstore")
+    for name, data in pstore:
+        write(root + "/sys/fs/pstore/" + name, data)
+    write(mkdirs(root + "/proc/sys/kernel/random") + "/boot_id", BOOT_IDS[boot] + "\n")
+    write(root + "/proc/sys/kernel/osrelease", "6.1.0-fake\n")
+    write(root + "/proc/mtd", 'dev:    size   erasesize  name\nmtd0: 00080000 00001000 "crashkeep"\n')
+    mkdirs(root + "/dev")
+    write(root + "/dev/kmsg", b"")
+    write(root + "/keep.img", bytes(64 * 1024))
+    if flash:
+        mkdirs(root + "/flash")
+    write(root + "/board.conf", BOARD % (bundles, max_bytes))
+    if keep:
+        a = keeparea.open_area(root + "/keep.img")
+        for name, data in keep:
+            a.put(name, data, wall_time=1700000000, uptime_ms=1000, boot_id=BOOT_IDS[0])
+        a.close()
+    return root
+
+
+def set_boot(root, n):
+    write(root + "/proc/sys/kernel/random/boot_id", BOOT_IDS[n] + "\n")
+
+
+def run(root, hook=None, now=1800000000, timeout=30):
+    board = boardconf.load(root + "/board.conf")
+    code, line, r = salvage.run_boot(board, root, timeout, keep=root + "/keep.img", hook=hook,
+                                     now=now)
+    return code, line, r
+
+
+def flash_dir(root):
+    return root + "/flash/crashkeep"
+
+
+def saved_files(root):
+    """[(record name, bytes)] over every bundle, decompressed."""
+    out = []
+    d = flash_dir(root)
+    for seq, name in salvage.list_bundles(d):
+        meta = salvage.read_meta(d + "/" + name)
+        for f in meta["files"]:
+            data = read(d + "/" + name + "/" + f["file"])
+            if f["file"] != f["name"]:
+                data = storage.decompress(data)
+            assert len(data) == f["size"]
+            out.append((f["name"], data))
+    return sorted(out)
+
+
+def keep_names(root):
+    a = keeparea.open_area(root + "/keep.img")
+    try:
+        return [i.name for i in a.list()]
+    finally:
+        a.close()
+
+
+def boot_state(root):
+    a = keeparea.open_area(root + "/keep.img")
+    try:
+        return a.boot_state()
+    finally:
+        a.close()
+
+
+RECORDS = [("dmesg-ramoops-0", OOPS), ("dmesg-ramoops-1", PANIC)]
+KEEP = [("messages", b"log line\n" * 300), ("core-app-42", b"backtrace\n" * 20)]
+EXPECTED = sorted(RECORDS + [("phram/" + n, d) for n, d in KEEP])
+
+
+def test_panic_salvaged_then_cleared():
+    root = make_root(RECORDS, KEEP)
+    code, line, r = run(root)
+    assert code == 0, line
+    assert "salvaged 4 record(s)" in line and "after panic" in line, line
+    assert saved_files(root) == EXPECTED
+    assert os.listdir(root + "/sys/fs/pstore") == []
+    assert keep_names(root) == []
+    names = [n for _, n in salvage.list_bundles(flash_dir(root))]
+    assert len(names) == 1 and names[0].startswith("0001-") and names[0].endswith("-panic")
+    meta = salvage.read_meta(flash_dir(root) + "/" + names[0])
+    assert meta["board"] == "fake" and meta["kernel"] == "6.1.0-fake"
+    assert meta["counters"]["panic_count"] == 1 and meta["counters"]["boot_count"] == 1
+    assert meta["salvaged_by_boot_id"] == BOOT_IDS[0]
+    for f in meta["files"]:
+        from binascii import crc32
+        assert f["crc32"] == crc32(dict(EXPECTED)[f["name"]]) & 0xFFFFFFFF
+    st = boot_state(root)
+    assert st["boot_count"] == 1 and st["panic_count"] == 1 and st["last_boot_id"] == BOOT_IDS[0]
+    # the summary line went to /dev/kmsg too? run_boot leaves logging to boot(); check one line
+    assert "\n" not in line
+
+
+def test_clean_boot_nothing_salvaged_and_no_flash_touched():
+    root = make_root(flash=False)
+    code, line, r = run(root)
+    assert code == 0, line
+    assert "nothing to salvage" in line and "(cold)" in line and "power-loss" in line, line
+    set_boot(root, 1)
+    a = keeparea.open_area(root + "/keep.img")
+    st = a.boot_state()
+    st["clean_shutdown"] = True
+    a.set_boot_state(st)
+    a.close()
+    code, line, r = run(root, now=1800000100)
+    assert code == 0 and "after clean (warm)" in line, line
+    set_boot(root, 2)
+    code, line, r = run(root, now=1800000200)
+    assert code == 0 and "after reset (warm)" in line and "boot #3" in line, line
+
+
+def test_consecutive_panics_counted():
+    root = make_root([("dmesg-ramoops-0", PANIC)])
+    code, line, r = run(root, now=1700000000)
+    assert code == 0, line
+    for i in (1, 2):
+        set_boot(root, i)
+        write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"%d" % i)
+        code, line, r = run(root, now=1700000000 + 100 * i)
+        assert code == 0, line
+    assert "3 panic(s) in a row" in line, line
+    assert boot_state(root)["panic_count"] == 3
+    assert len(salvage.list_bundles(flash_dir(root))) == 3
+
+
+def test_flash_absent_keeps_everything_in_ram():
+    root = make_root(RECORDS, KEEP, flash=False)
+    code, line, r = run(root)
+    assert code == 4, line
+    assert "kept in RAM" in line and "/flash" in line, line
+    assert sorted(os.listdir(root + "/sys/fs/pstore")) == ["dmesg-ramoops-0", "dmesg-ramoops-1"]
+    assert sorted(keep_names(root)) == ["core-app-42", "messages"]
+    # the flash comes back: the next boot saves everything once
+    storage.makedirs(root + "/flash")
+    set_boot(root, 1)
+    code, line, r = run(root, now=1800000100)
+    assert code == 0, line
+    assert saved_files(root) == EXPECTED
+
+
+def test_flash_full_keeps_everything_in_ram():
+    root = make_root(RECORDS, KEEP)
+    real = storage.free_bytes
+    storage.free_bytes = lambda p: 1000
+    try:
+        code, line, r = run(root)
+    finally:
+        storage.free_bytes = real
+    assert code == 5, line
+    assert "bytes free" in line and "kept in RAM" in line, line
+    assert len(os.listdir(root + "/sys/fs/pstore")) == 2 and len(keep_names(root)) == 2
+    assert salvage.list_bundles(flash_dir(root)) == []
+
+
+def test_flash_write_failure_keeps_everything_in_ram():
+    root = make_root(RECORDS, KEEP)
+    real = storage.fsync_file
+
+    def broken(f):
+        raise OSError(5, "Input/output error")
+    storage.fsync_file = broken
+    try:
+        code, line, r = run(root)
+    finally:
+        storage.fsync_file = real
+    assert code == 4 and ("Input/output error" in line or "errno 5" in line), line
+    assert len(os.listdir(root + "/sys/fs/pstore")) == 2 and len(keep_names(root)) == 2
+    # nothing half-written is visible; the next run cleans the staging dir and saves once
+    set_boot(root, 1)
+    code, line, r = run(root, now=1800000100)
+    assert code == 0, line
+    assert saved_files(root) == EXPECTED
+    assert [n for n in os.listdir(flash_dir(root)) if n.startswith(".new-")] == []
+
+
+def test_flash_read_back_mismatch_is_a_failure():
+    root = make_root(RECORDS)
+    real = storage.check_file
+
+    def lying(path, data):
+        raise storage.DeviceError("Failed to verify '%s': read back differs" % path)
+    storage.check_file = lying
+    try:
+        code, line, r = run(root)
+    finally:
+        storage.check_file = real
+    assert code == 4 and "verify" in line, line
+    assert len(os.listdir(root + "/sys/fs/pstore")) == 2
+
+
+def test_retention_drops_oldest_bundles():
+    root = make_root(bundles=2)
+    for i in range(4):
+        set_boot(root, i)
+        write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"%d" % i)
+        code, line, r = run(root, now=1700000000 + 100 * i)
+        assert code == 0, line
+    seqs = [s for s, _ in salvage.list_bundles(flash_dir(root))]
+    assert seqs == [3, 4], seqs
+
+
+def test_retention_cut_mid_delete_leaves_no_partial_bundle():
+    root = make_root(bundles=2)
+    for i in range(2):
+        set_boot(root, i)
+        write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"%d" % i)
+        code, line, r = run(root, now=1700000000 + 100 * i)
+        assert code == 0, line
+    real = storage.remove_tree
+
+    def cut(path):          # the power goes right after the doomed bundle is renamed
+        if "/" + salvage.DOOMED in path:
+            return
+        real(path)
+    storage.remove_tree = cut
+    try:
+        set_boot(root, 2)
+        write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"2")
+        code, line, r = run(root, now=1700000000 + 200)
+    finally:
+        storage.remove_tree = real
+    assert code == 0, line
+    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [2, 3]
+    assert [n for n in os.listdir(flash_dir(root)) if n.startswith(salvage.DOOMED)]
+    set_boot(root, 3)
+    write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"3")
+    code, line, r = run(root, now=1700000000 + 300)
+    assert code == 0, line
+    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [3, 4]
+    assert not [n for n in os.listdir(flash_dir(root)) if n.startswith(salvage.DOOMED)]
+
+
+def test_retention_by_bytes():
+    root = make_root(max_bytes="12K")
+    for i in range(3):
+        set_boot(root, i)
+        write(root + "/sys/fs/pstore/dmesg-ramoops-0", os.urandom(5000) if hasattr(os, "urandom")
+              else bytes([(i * 7 + j * 13) & 255 for j in range(5000)]))
+        code, line, r = run(root, now=1700000000 + 100 * i)
+        assert code == 0, line
+    seqs = [s for s, _ in salvage.list_bundles(flash_dir(root))]
+    assert seqs[-1] == 3 and len(seqs) < 3, seqs
+
+
+def test_timeout_leaves_records_in_ram():
+    root = make_root(RECORDS)
+    code, line, r = run(root, timeout=-1)
+    assert code == 6 and "timed out" in line, line
+    assert len(os.listdir(root + "/sys/fs/pstore")) == 2
+
+
+def test_already_saved_records_are_only_cleared():
+    root = make_root(RECORDS)
+    assert run(root)[0] == 0
+    for name, data in RECORDS:           # the same records again (clear had been cut)
+        write(root + "/sys/fs/pstore/" + name, data)
+    set_boot(root, 1)
+    code, line, r = run(root, now=1800000100)
+    assert code == 0 and "already on flash" in line, line
+    assert len(salvage.list_bundles(flash_dir(root))) == 1
+    assert os.listdir(root + "/sys/fs/pstore") == []
+
+
+def _matrix(pstore, keep):
+    """Cut after the k-th step for k = 1, 2, ...; rerun; check; until a run is not cut."""
+    expected = sorted(list(pstore) + [("phram/" + n, d) for n, d in keep])
+    k = 1
+    cases = 0
+    while True:
+        root = make_root(pstore, keep)
+        count = [0]
+        where = [None]
+
+        def hook(step):
+            count[0] += 1
+            if count[0] == k:
+                where[0] = step
+                raise salvage.Cut()
+        cut = False
+        try:
+            run(root, hook=hook)
+        except salvage.Cut:
+            cut = True
+        if not cut:
+            break
+        set_boot(root, 1)
+        code, line, r = run(root, now=1800000100)
+        assert code == 0, "cut after %s: %s" % (where[0], line)
+        got = saved_files(root)
+        assert got == expected, "cut after step %d (%s): saved %r" % (k, where[0], [n for n, _ in got])
+        assert os.listdir(root + "/sys/fs/pstore") == [], where[0]
+        assert keep_names(root) == [], where[0]
+        cases += 1
+        k += 1
+    return cases
+
+
+def test_power_cut_matrix_zero_lost_zero_duplicated():
+    cases = _matrix(RECORDS, KEEP)
+    # modules, records, state, mounted, 4 files, staged, committed, ledger, 4 cleared
+    assert cases >= 14, cases
+
+
+def test_power_cut_after_temp_file_write():
+    """A cut inside the durable write leaves a temp file and a staging dir: ignored."""
+    root = make_root(RECORDS)
+    d = flash_dir(root)
+    storage.makedirs(d + "/.new-0001-19700101T000000Z-panic")
+    write(d + "/.new-0001-19700101T000000Z-panic/.tmp-dmesg-ramoops-0", b"torn")
+    write(d + "/.tmp-.ledger", b"torn")
+    code, line, r = run(root)
+    assert code == 0, line
+    assert saved_files(root) == sorted(RECORDS)
+    assert sorted(os.listdir(d))[0] == ".ledger" and len(os.listdir(d)) == 2
+
+
+def test_bundle_names():
+    n = salvage.bundle_name(7, 1700000000, "panic")
+    assert n == "0007-20231114T221320Z-panic", n
+    assert salvage.bundle_seq(n) == 7
+    assert salvage.bundle_seq(".new-0007-x") is None
+    assert salvage.bundle_seq("ledger") is None
+
+
+def test_bad_board_config_is_one_line():
+    root = make_root()
+    write(root + "/board.conf", "board.name = x\nramoops.mem_size = banana\n")
+    e = raises(boardconf.ConfigError, boardconf.load, root + "/board.conf")
+    assert "board.conf:2" in str(e)
+
+
+def test_meta_json_writer_round_trips():
+    import json
+    obj = {"files": [{"name": "dmesg-ramoops-0", "size": 18345, "crc32": 0xFFFFFFFF,
+                      "reason": None, "ok": True}],
+           "text": 'quote " backslash \\ newline \n tab \t ctl \x01 utf8 \u00e9',
+           "empty": {}, "none": [], "warm": False}
+    text = salvage.dumps(obj)
+    assert json.loads(text) == obj
+    assert text.index('"empty"') < text.index('"files"') < text.index('"none"')   # sorted
+    raises(TypeError, salvage.dumps, {"x": 1.5})
+
+
+def test_retention_pruned_bundle_does_not_count_as_saved():
+    """The ledger names a record whose bundle retention has since removed: the same
+    record back in RAM must be saved again, not cleared with no copy on flash."""
+    root = make_root(keep=[("config", b"static\n" * 50)], bundles=1)
+    code, line, r = run(root, now=1700000000)
+    assert code == 0 and "salvaged 1" in line, line
+    set_boot(root, 1)
+    write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC)
+    code, line, r = run(root, now=1700000100)      # bundle 2 prunes bundle 1
+    assert code == 0 and "salvaged 1" in line, line
+    assert [n for n, _ in saved_files(root)] == ["dmesg-ramoops-0"]
+    a = keeparea.open_area(root + "/keep.img")
+    a.put("config", b"static\n" * 50, wall_time=1700000150, uptime_ms=1000, boot_id=BOOT_IDS[1])
+    a.close()
+    set_boot(root, 2)
+    code, line, r = run(root, now=1700000200)
+    assert code == 0, line
+    assert saved_files(root) == [("phram/config", b"static\n" * 50)], line
+    assert keep_names(root) == []
+
+
+def test_unreadable_keep_area_does_not_stop_pstore_salvage():
+    """A keep area the scanner rejects (more than RECORDS_MAX records) is one note;
+    the panic records are still salvaged and the keep area is left alone."""
+    from binascii import crc32
+    from crashkeep.formats import phramrec as pr
+    root = make_root(RECORDS)
+    n = pr.RECORDS_MAX + 1
+    img = bytearray(pr.BOOT_SLOTS * pr.UNIT + n * 128)     # every byte a record
+    off = pr.BOOT_SLOTS * pr.UNIT
+    for i in range(n):
+        hdr = pr.encode_header("r%d" % i, i + 1, 0, 0, wall_time=1700000000)
+        img[off:off + len(hdr)] = hdr
+        off += 128
+    write(root + "/keep.img", img)
+    code, line, r = run(root)
+    assert code == 0, line
+    assert "keep area" in line and "salvaged 2 record(s)" in line, line
+    assert saved_files(root) == sorted(RECORDS)
+    assert os.listdir(root + "/sys/fs/pstore") == []
+    heap = memoryview(img)[pr.BOOT_SLOTS * pr.UNIT:]
+    want = crc32(heap)
+    img = heap = None
+    back = read(root + "/keep.img")
+    assert crc32(memoryview(back)[pr.BOOT_SLOTS * pr.UNIT:]) == want
+
+
+def test_unlistable_pstore_does_not_stop_keep_area_salvage():
+    root = make_root(keep=KEEP)
+    os.rmdir(root + "/sys/fs/pstore")
+    code, line, r = run(root)
+    assert code == 0, line
+    assert "Failed to list" in line and "salvaged 2 record(s)" in line, line
+    assert saved_files(root) == sorted(("phram/" + n, d) for n, d in KEEP)
+    assert keep_names(root) == []
