@@ -59,7 +59,7 @@ echo "crashkeep: boot: $n record(s)" > $R/dev/kmsg
 
 
 def make_roots(tmp):
-    import test_salvage_core as core
+    import test_salvage as core
     from crashkeep.system import keeparea
     recs = []
     if os.path.isdir(FIXTURE):

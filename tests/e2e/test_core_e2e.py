@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from test_core_gdb import GDB, build, capture_core  # noqa: E402
+from test_unwind_gdb import GDB, build, capture_core  # noqa: E402
 
 FLASH = "/crashkeep"
 

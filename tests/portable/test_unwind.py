@@ -1,7 +1,7 @@
 """CFI unwinding on a hand-built ELF (mapped like a vDSO, so it lives in the core's memory):
 DWARF LEB128 and expressions, CFA programs, signal frames, the fp/call fallbacks
 and the marked scan. Runs under pytest and MicroPython; gdb checks real cores in
-tests/test_core_gdb.py."""
+tests/test_unwind_gdb.py."""
 import struct
 
 from _util import raises

@@ -15,7 +15,7 @@ from crashkeep.system import keeparea
 from crashkeep.formats.phramrec import FLAG_CORE
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_core_gdb import (CorePattern, SRC_ALTSTACK, SRC_CHAIN, SRC_THREAD, build,  # noqa: E402
+from test_unwind_gdb import (CorePattern, SRC_ALTSTACK, SRC_CHAIN, SRC_THREAD, build,  # noqa: E402
                            capture_core, pattern_writable, _unlimited_core, analyze, gdb_threads)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,7 +8,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "portable"))
-import test_salvage_core as core  # noqa: E402  (fake root builder; installs nothing if pstore exists)
+import test_salvage as core  # noqa: E402  (fake root builder; installs nothing if pstore exists)
 
 from crashkeep.cli import main as entry  # noqa: E402
 from crashkeep.system import keeparea
