@@ -198,3 +198,40 @@ def test_save_proc_file_and_empty_file(area, tmp_path):
     ck("save", "/proc/self/status", "--name", "small", "--max-bytes", "10", "--device", area)
     small = ck("dump", "small", "--device", area).stdout
     assert len(small) == 10 and small.endswith(b"\n")
+
+
+def _put_badly_named(path, name, data):
+    """A record with valid CRCs under a name `save` refuses (crafted or corrupted)."""
+    from crashkeep import keeparea, phramrec
+    real = phramrec.check_name
+    phramrec.check_name = lambda n: None
+    try:
+        a = keeparea.open_area(path)
+        a.put(name, data, wall_time=1700000000, uptime_ms=1, boot_id="")
+        a.close()
+    finally:
+        phramrec.check_name = real
+
+
+def test_dump_all_never_writes_outside_out_dir(area, tmp_path):
+    """Issue 11 item 4: names read back are checked as on write: `dump --all --out D`
+    writes every record inside D under a safe name, reports the bad ones, exit 0."""
+    ck("save", "-", "--name", "good", "--device", area, input=b"good\n")
+    bad = ["../../escaped", "..", ".", "a\x00b"]
+    for i, n in enumerate(bad):
+        _put_badly_named(area, n, b"bad %d\n" % i)
+    out = tmp_path / "deep" / "er" / "out"
+    r = ck("dump", "--all", "--out", str(out), "--device", area, check=False)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "deep" / "escaped").exists()
+    files = sorted(os.listdir(out))
+    assert "good" in files and len(files) == 5, files
+    got = sorted((out / f).read_bytes() for f in files)
+    assert got == sorted([b"good\n"] + [b"bad %d\n" % i for i in range(4)])
+    assert r.stderr.count(b"bad name") == 4 and r.stderr.count(b"\n") == 4, r.stderr
+    listed = ck("list", "--device", area).stdout.decode()
+    assert "good" in listed and "/" not in listed.split(":", 1)[1] and "\x00" not in listed
+    for f in files:          # every record is reachable by the name list shows
+        assert ck("dump", f, "--device", area).stdout in got
+    doc = json.loads(ck("dump", "--all", "--json", "--device", area).stdout)
+    assert sum(1 for d in doc if d.get("bad_name")) == 4

@@ -161,6 +161,9 @@ def run_dump(opts):
             chosen = [area.get(r.name) for r in area.list()]
     finally:
         area.close()
+    for info, _payload in chosen:
+        if info.bad_name is not None:      # reported, and read under its safe name
+            sys.stderr.write("crashkeep: %s\n" % info.bad_name_note())
     if opts.json:
         import json
         doc = [_payload_json(i, p) for i, p in chosen]

@@ -136,8 +136,9 @@ class RecordInfo:
 
     def __init__(self, name, seq, length, flags=0, wall_time=0, uptime=0.0, boot_id="",
                  firmware="", source="", orig_size=0, payload_crc=0, hdr_len=0,
-                 offset=0, extent=0):
+                 offset=0, extent=0, bad_name=None):
         self.name = name
+        self.bad_name = bad_name      # the raw name bytes when `name` is their safe form
         self.seq = seq
         self.length = length
         self.flags = flags
@@ -153,10 +154,20 @@ class RecordInfo:
         self.extent = extent
 
     def as_dict(self):
-        return {"name": self.name, "seq": self.seq, "length": self.length,
-                "flags": self.flags, "wall_time": self.wall_time, "uptime": self.uptime,
-                "boot_id": self.boot_id, "firmware": self.firmware, "source": self.source,
-                "orig_size": self.orig_size, "offset": self.offset}
+        d = {"name": self.name, "seq": self.seq, "length": self.length,
+             "flags": self.flags, "wall_time": self.wall_time, "uptime": self.uptime,
+             "boot_id": self.boot_id, "firmware": self.firmware, "source": self.source,
+             "orig_size": self.orig_size, "offset": self.offset}
+        if self.bad_name is not None:
+            d["bad_name"] = True
+        return d
+
+    def bad_name_note(self):
+        """One phrase for a record whose stored name `save` would refuse, or ""."""
+        if self.bad_name is None:
+            return ""
+        return "record at 0x%x has a bad name %s, read as '%s'" % (self.offset,
+                                                                  _show(self.bad_name), self.name)
 
     def __repr__(self):
         return "RecordInfo(%r, seq=%d, length=%d @0x%x)" % (self.name, self.seq, self.length,
@@ -173,6 +184,37 @@ def check_name(name):
                               % (name,))
     if name[0] == ".":
         raise FormatError("record name may not start with '.': %r" % (name,))
+
+
+_SAFE = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_+@:"
+
+
+def safe_name(raw):
+    """The name a record is read back under when its stored name fails check_name
+    (valid CRCs do not make a name valid: a crafted or corrupted header can say
+    '..', 'a/b' or hold a NUL). Every byte but letters, digits and -_+@: becomes
+    %XX: the result has no '.', '/' or NUL, so it is a safe file name, and it
+    holds a '%', which no valid name does, so it never collides with one."""
+    out = []
+    for c in bytes(raw):
+        out.append(chr(c) if c in _SAFE else "%%%02X" % c)
+    return "".join(out)
+
+
+def _show(raw):
+    """Raw name bytes for a message: printable ASCII kept, the rest as \\xNN."""
+    return "'" + "".join(chr(c) if 32 <= c < 127 and c != 92 else "\\x%02x" % c
+                         for c in bytes(raw)) + "'"
+
+
+def _read_name(raw):
+    """(name, None) for a valid stored name, (safe name, raw bytes) for a bad one."""
+    name = _text(raw)
+    try:
+        check_name(name)
+    except FormatError:
+        return safe_name(raw), bytes(raw)
+    return name, None
 
 
 def _clip(s, limit):
@@ -236,14 +278,14 @@ def parse_header(buf, off, end):
         raise FormatError("record at 0x%x: payload of %d bytes runs past the area"
                           % (off, length))
     p = off + FIXED_LEN
-    name = _text(buf[p:p + name_len])
+    name, bad = _read_name(buf[p:p + name_len])
     p += name_len
     firmware = _text(buf[p:p + fw_len])
     p += fw_len
     source = _text(buf[p:p + src_len])
     return RecordInfo(name, seq, length, flags, wall_time, uptime_ms / 1000.0,
                       boot_id_text(boot_id), firmware, source, orig_size, payload_crc,
-                      hdr_len, off)
+                      hdr_len, off, bad_name=bad)
 
 
 def payload_ok(buf, info):

@@ -142,3 +142,27 @@ def test_bad_boot_id():
     raises(FormatError, pr.boot_id_bytes, "xyz")
     raises(FormatError, pr.boot_id_bytes, "abcd")
     assert pr.boot_id_text(pr.boot_id_bytes(BOOT_ID)) == BOOT_ID
+
+
+def test_names_are_checked_on_read_too():
+    """Issue 11 item 4: a header with valid CRCs under a name encode_header refuses
+    ('..', '/', NUL, non-ASCII) reads back under a safe, distinct name."""
+    real = pr.check_name
+    pr.check_name = lambda n: None
+    try:
+        recs = [make(n, b"x", i + 1) for i, n in enumerate(
+            ["..", ".", "../../escaped", "a\x00b", "a/b", "caf\u00e9", ".hidden", "ok"])]
+    finally:
+        pr.check_name = real
+    got = [pr.parse_header(r, 0, len(r)) for r in recs]
+    names = [i.name for i in got]
+    assert names[:5] == ["%2E%2E", "%2E", "%2E%2E%2F%2E%2E%2Fescaped", "a%00b", "a%2Fb"], names
+    assert names[5] == "caf%C3%A9" and names[6] == "%2Ehidden" and names[7] == "ok", names
+    assert len(set(names)) == len(names)
+    for i in got[:7]:
+        assert i.bad_name is not None and "bad name" in i.bad_name_note()
+        assert i.as_dict()["bad_name"] is True
+        raises(FormatError, pr.check_name, i.name)     # never the name of a valid record
+    assert got[7].bad_name is None and "bad_name" not in got[7].as_dict()
+    assert got[0].bad_name == b".." and "'..'" in got[0].bad_name_note()
+    assert "\\x00" in got[3].bad_name_note()
