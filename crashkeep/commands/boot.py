@@ -46,7 +46,9 @@ DEFAULT_TIMEOUT = 8.0
 PHRAM_DIR = "phram"
 
 
-class Timeout(CrashkeepError):
+class Timeout(Exception):
+    """The --timeout deadline. Not a CrashkeepError: steps that tolerate one
+    (a note, then the next source) must not swallow the deadline with it."""
     exit_code = 6
 
 
@@ -57,11 +59,14 @@ class Cut(BaseException):
 class Item:
     """One record to salvage: where it came from, its bytes and its digest."""
 
-    def __init__(self, source, name, data, handle=None, time_=0, reason=None, firmware=""):
+    def __init__(self, source, name, data, handle=None, time_=0, reason=None, firmware="",
+                 seq=None):
         self.source = source      # "pstore", "raw" or "phram"
         self.name = name          # file name inside the bundle
         self.data = data
         self.handle = handle      # pstore record / keep-area record name
+        self.seq = seq            # keep-area version read (clear removes up to it)
+        self.blob = None          # (file name, stored bytes), once packed
         self.time = time_ or 0
         self.reason = reason      # "Panic", "Oops", ... for dmesg records
         self.firmware = firmware
@@ -168,6 +173,7 @@ class Ledger:
                 self.lines.append((f[0], int(f[1])))
 
     def known(self, bundles):
+        """digest -> the newest of `bundles` (live ones) that holds it."""
         have = {}
         seqs = {}
         live = {}
@@ -175,16 +181,18 @@ class Ledger:
             live[seq] = True
         for d, s in self.lines:
             seqs[s] = True
-            if s in live:       # a bundle retention removed no longer holds the record
+            if s in live and s > have.get(d, 0):    # a removed bundle holds nothing
                 have[d] = s
         for seq, name in bundles:
             if seq in seqs:
                 continue
             meta = read_meta(self.path + "/" + name)
             for f in (meta or {}).get("files", []):
-                if f.get("digest"):
-                    have[f["digest"]] = seq
-                    self.lines.append((f["digest"], seq))
+                d = f.get("digest")
+                if d:
+                    if seq > have.get(d, 0):
+                        have[d] = seq
+                    self.lines.append((d, seq))
         return have
 
     def max_seq(self):
@@ -200,33 +208,37 @@ class Ledger:
         storage.write_durable(self.path, LEDGER, text.encode())
 
 
-def prune(path, bundles, max_count, max_bytes, needed, free=None):
-    """Remove the oldest bundles until one more of `needed` bytes fits the limits
-    (count, total bytes, and free space when `free` is given). Returns names removed."""
-    sizes = {}
+def retention(bundles, sizes, max_count, max_bytes, needed, free):
+    """The oldest bundles to remove so that the new one (`needed` bytes; 0: none
+    is written) fits the limits: count, total bytes and SLACK_BYTES left free.
+    Without a new bundle the newest stays: a bundle goes only for a newer one."""
+    new = 1 if needed else 0
+    total = 0
     for _, n in bundles:
-        sizes[n] = storage.tree_bytes(path + "/" + n)
-    total = sum(sizes.values())
-    removed = []
+        total += sizes[n]
     left = list(bundles)
-    while left:
-        over = (len(left) + 1 > max_count or total + needed > max_bytes
-                or (free is not None and free < needed + storage.SLACK_BYTES))
-        if not over:
+    out = []
+    while len(left) > 1 - new:
+        if len(left) + new <= max_count and total + needed <= max_bytes and \
+                (not new or free >= needed + storage.SLACK_BYTES):
             break
         _, n = left.pop(0)
-        doomed = path + "/" + DOOMED + n
-        try:
-            os.rename(path + "/" + n, doomed)
-            storage.fsync_dir(path)
-        except OSError:
-            doomed = path + "/" + n
-        storage.remove_tree(doomed)
         total -= sizes[n]
-        if free is not None:
-            free += sizes[n]
-        removed.append(n)
-    return removed
+        free += sizes[n]
+        out.append(n)
+    return out
+
+
+def remove_bundle(path, name):
+    """Hide the bundle first (rename to .old-), so a cut never leaves half of one listed;
+    the next run finishes the delete."""
+    doomed = path + "/" + DOOMED + name
+    try:
+        os.rename(path + "/" + name, doomed)
+        storage.fsync_dir(path)
+    except OSError:
+        doomed = path + "/" + name
+    storage.remove_tree(doomed)
 
 
 # ---------------------------------------------------------------- the run
@@ -373,9 +385,12 @@ class Run:
                 if got is None:
                     continue
                 info, payload = got
-                name = PHRAM_DIR + "/" + info.name.replace("/", "_")
+                if info.bad_name is not None:
+                    self.notes.append("keep area: " + info.bad_name_note())
+                name = PHRAM_DIR + "/" + info.name     # a safe name: phramrec checks it
                 self.items.append(Item("phram", name, bytes(payload), info.name,
-                                       int(info.wall_time or 0), None, info.firmware or ""))
+                                       int(info.wall_time or 0), None, info.firmware or "",
+                                       info.seq))
         except (OSError, CrashkeepError) as e:
             self.notes.append("keep area: %s" % _msg(e))
 
@@ -454,24 +469,94 @@ class Run:
                     pass
         bundles = list_bundles(path)
         ledger = Ledger(path)
-        known = ledger.known(bundles)
-        todo = [i for i in self.items if i.digest not in known]
+        todo, doomed, needed = self.plan(path, bundles, ledger.known(bundles))
+        gone = self.make_room(path, doomed, needed)
         if todo:
             self.write_bundle(path, bundles, ledger, todo)
             ledger.add([i.digest for i in todo], self.seq)
             ledger.save()
             self.steps.mark("ledger")
-        self.clear_sources()
+        for n in doomed:            # the rest of retention, now that the new bundle is in
+            if n not in gone:
+                remove_bundle(path, n)
+                gone.append(n)
+                self.steps.mark("pruned")
+        if gone:
+            self.notes.append("retention removed %d old bundle(s)" % len(gone))
+        self.clear_sources(ledger.known(list_bundles(path)))
+
+    def plan(self, path, bundles, known):
+        """(records to write, bundles retention removes, bytes the new bundle needs).
+
+        A record already on flash is written again when retention is to remove
+        the bundle holding it: it may be cleared only while a copy exists."""
+        sizes = {}
+        for _, n in bundles:
+            sizes[n] = storage.tree_bytes(path + "/" + n)
+        free = storage.free_bytes(path)
+        b = self.board
+        todo = [i for i in self.items if i.digest not in known]
+        while True:
+            needed = self.bundle_bytes(path, todo) if todo else 0
+            doomed = retention(bundles, sizes, b.get("retention.bundles"),
+                               b.get("retention.bytes"), needed, free)
+            seqs = [s for s, n in bundles if n in doomed]
+            more = [i for i in self.items if i not in todo and known.get(i.digest) in seqs]
+            if not more:
+                break
+            todo += more
+        if needed:
+            room = free
+            for n in doomed:
+                room += sizes[n]
+            if room < needed:       # even without every old bundle: remove none
+                raise storage.NoSpaceError(
+                    "Failed to write a bundle to '%s': %d bytes free, %d needed"
+                    % (path, free, needed))
+        return todo, doomed, needed
+
+    def bundle_bytes(self, path, todo):
+        """Bytes the bundle of `todo` takes, with a block a file and the ledger rewrite."""
+        n = 0
+        for it in todo:
+            if it.blob is None:
+                stored, fname = it.data, it.name
+                z = storage.compress(it.data) if it.data else None
+                if z is not None and len(z) < len(it.data):
+                    stored, fname = z, it.name + ".gz"
+                it.blob = (fname, stored)
+            n += len(it.blob[1]) + 4096
+        try:
+            n += os.stat(path + "/" + LEDGER)[6] + 100 * len(todo)
+        except OSError:
+            pass
+        return n + 2 * 4096
+
+    def make_room(self, path, doomed, needed):
+        """Remove the oldest doomed bundles before the write only while the new
+        bundle does not fit: plan() made sure it will once they are gone.
+        (Space freed is estimated from file sizes; a compressing filesystem may
+        free less, and then the write fails with some old bundles removed.)"""
+        gone = []
+        if not needed:
+            return gone
+        for n in doomed:
+            if storage.free_bytes(path) >= needed:
+                break
+            remove_bundle(path, n)
+            gone.append(n)
+            self.steps.mark("pruned")
+        free = storage.free_bytes(path)
+        if free < needed:
+            raise storage.NoSpaceError("Failed to write a bundle to '%s': %d bytes free, %d needed"
+                                       % (path, free, needed))
+        return gone
 
     def write_bundle(self, path, bundles, ledger, todo):
         files = []
         blobs = []
         for it in todo:
-            stored = it.data
-            fname = it.name
-            z = storage.compress(it.data) if it.data else None
-            if z is not None and len(z) < len(it.data):
-                stored, fname = z, it.name + ".gz"
+            fname, stored = it.blob
             blobs.append((fname, stored))
             f = {"name": it.name, "file": fname, "source": it.source, "size": len(it.data),
                  "crc32": crc32(it.data) & 0xFFFFFFFF, "stored_size": len(stored),
@@ -480,15 +565,6 @@ class Run:
             if it.reason:
                 f["reason"] = it.reason
             files.append(f)
-        needed = sum(len(b) for _, b in blobs) + 4096 * (len(blobs) + 2)
-        removed = prune(path, bundles, self.board.get("retention.bundles"),
-                        self.board.get("retention.bytes"), needed, storage.free_bytes(path))
-        if removed:
-            self.notes.append("retention removed %d old bundle(s)" % len(removed))
-        free = storage.free_bytes(path)
-        if free < needed:
-            raise storage.NoSpaceError("Failed to write a bundle to '%s': %d bytes free, %d needed"
-                                       % (path, free, needed))
         last = bundles[-1][0] if bundles else 0
         self.seq = max(last, ledger.max_seq()) + 1
         reasons = [i.reason for i in todo if i.reason]
@@ -542,17 +618,22 @@ class Run:
                              "panic_count": st.get("panic_count", 0)},
                 "salvaged_at": int(self.now), "files": files}
 
-    def clear_sources(self):
+    def clear_sources(self, held):
+        """Clear each record whose digest is in `held` (digests of the bundles on
+        flash now): a record is cleared only while a committed copy exists."""
         n = 0
         for it in self.items:
+            if it.source == "raw":
+                continue           # raw region: read-only; the ledger knows it
+            if it.digest not in held:
+                self.notes.append("'%s' is in no bundle on flash, kept in RAM" % it.name)
+                continue
             try:
                 if it.source == "pstore":
                     from crashkeep.system import pstore
                     pstore.unlink(it.handle)
-                elif it.source == "phram":
-                    self.area.remove(it.handle)
                 else:
-                    continue       # raw region: read-only; the ledger knows it
+                    self.area.remove(it.handle, it.seq)
             except (OSError, CrashkeepError) as e:
                 self.notes.append("Failed to clear '%s': %s, ignoring" % (it.name, _msg(e)))
                 continue
@@ -651,6 +732,8 @@ def run_boot(board, root="/", timeout=DEFAULT_TIMEOUT, keep=None, flash_dir=None
         steps.mark("records")
         r.update_state()
         r.salvage()
+    except Timeout as e:
+        err, code = str(e), e.exit_code
     except CrashkeepError as e:
         err, code = str(e), e.exit_code
     except OSError as e:

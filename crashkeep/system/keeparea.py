@@ -306,14 +306,16 @@ class KeepArea:
                 self._zap(r)
         return seq
 
-    def remove(self, name):
-        """Zap every version of `name`; True if there was one."""
-        return self._locked(self._remove, name)
+    def remove(self, name, seq=None):
+        """Zap the versions of `name` up to `seq` (every version when None); True
+        if there was one. salvage passes the seq it read: a version saved after
+        that is newer evidence and stays."""
+        return self._locked(self._remove, name, seq)
 
-    def _remove(self, name):
+    def _remove(self, name, seq):
         found = False
         for r in self._records(self._image()):
-            if r.name == name:
+            if r.name == name and (seq is None or r.seq <= seq):
                 self._zap(r)
                 found = True
         return found

@@ -445,3 +445,200 @@ def test_unlistable_pstore_does_not_stop_keep_area_salvage():
     assert "Failed to list" in line and "salvaged 2 record(s)" in line, line
     assert saved_files(root) == sorted(("phram/" + n, d) for n, d in KEEP)
     assert keep_names(root) == []
+
+
+# ---------------------------------------------------------------- issue 11: never lose a record
+
+def _noise(n, seed):
+    """Bytes gzip cannot shrink (so a bundle really is that large)."""
+    if hasattr(os, "urandom"):
+        return os.urandom(n)
+    from _util import Rng
+    rng = Rng(seed)
+    return bytes([rng.getrandbits(8) for _ in range(n)])
+
+
+class Flash:
+    """A flash directory of `capacity` bytes: free space is what its files leave."""
+
+    def __init__(self, root, capacity):
+        self.path = root + "/flash"
+        self.capacity = capacity
+
+    def __enter__(self):
+        self.real = storage.free_bytes
+        storage.free_bytes = lambda p: max(0, self.capacity - storage.tree_bytes(self.path))
+        return self
+
+    def __exit__(self, *exc):
+        storage.free_bytes = self.real
+
+
+def _panic_boot(root, i, hook=None):
+    set_boot(root, i)
+    write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"%d" % i)
+    return run(root, hook=hook, now=1700000000 + 100 * i)
+
+
+def test_retention_removes_nothing_for_a_bundle_that_still_does_not_fit():
+    """Issue 11 item 1: two panics on flash, then a record larger than the whole
+    flash: the boot fails with the records kept in RAM and both old bundles stay."""
+    root = make_root()
+    write(root + "/keep.img", bytes(512 * 1024))
+    with Flash(root, 256 * 1024):
+        for i in range(2):
+            code, line, r = _panic_boot(root, i)
+            assert code == 0, line
+        big = _noise(300000, 1)
+        a = keeparea.open_area(root + "/keep.img")
+        a.put("big", big, wall_time=1700000150, uptime_ms=1, boot_id=BOOT_IDS[1])
+        a.close()
+        code, line, r = _panic_boot(root, 2)
+    assert code == 5 and "bytes free" in line and "retention" not in line, line
+    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [1, 2]
+    assert keep_names(root) == ["big"]
+    assert os.listdir(root + "/sys/fs/pstore") == ["dmesg-ramoops-0"]
+
+
+def test_retention_makes_room_when_the_new_bundle_will_fit():
+    """The flash filled up meanwhile; removing the oldest bundle makes room for the
+    new one: only that one goes, the new bundle is written, RAM is cleared."""
+    root = make_root()
+    write(root + "/keep.img", bytes(512 * 1024))
+    with Flash(root, 4 << 20) as flash:
+        for i, n in enumerate((100000, 30000)):
+            a = keeparea.open_area(root + "/keep.img")
+            a.put("log%d" % i, _noise(n, i + 2), wall_time=1700000000, uptime_ms=1,
+                  boot_id=BOOT_IDS[i])
+            a.close()
+            code, line, r = _panic_boot(root, i)
+            assert code == 0, line
+        a = keeparea.open_area(root + "/keep.img")
+        a.put("log2", _noise(70000, 9), wall_time=1700000000, uptime_ms=1, boot_id=BOOT_IDS[2])
+        a.close()
+        flash.capacity = 200 * 1024
+        code, line, r = _panic_boot(root, 2)
+    assert code == 0 and "retention removed 1" in line, line
+    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [2, 3]
+    assert keep_names(root) == []
+
+
+def test_same_bytes_saved_again_survive_retention_of_their_bundle():
+    """Issue 11 item 2: retention.bundles = 1, the same bytes under the same name
+    kept on two boots: the record is in RAM or in the bundle that stays, never nowhere."""
+    conf = b"static config\n" * 40
+    root = make_root(keep=[("config", conf)], bundles=1)
+    code, line, r = _panic_boot(root, 0)
+    assert code == 0 and "salvaged 2" in line, line
+    a = keeparea.open_area(root + "/keep.img")
+    a.put("config", conf, wall_time=1700000050, uptime_ms=1, boot_id=BOOT_IDS[0])
+    a.close()
+    code, line, r = _panic_boot(root, 1)
+    assert code == 0, line
+    bundles = salvage.list_bundles(flash_dir(root))
+    assert [s for s, _ in bundles] == [2], bundles
+    have = saved_files(root)
+    assert ("phram/config", conf) in have or keep_names(root) == ["config"], (line, have)
+    assert ("dmesg-ramoops-0", PANIC + b"1") in have
+
+
+def test_cut_after_ledger_then_retention_keeps_the_first_panic():
+    """Issue 11 item 2: a cut right after the ledger step (the panic is on flash and
+    still in RAM), retention.bundles = 1, a second panic: the first one must not be
+    cleared after its only bundle is pruned."""
+    root = make_root(bundles=1)
+
+    def cut(step):
+        if step == "ledger":
+            raise salvage.Cut()
+    set_boot(root, 0)
+    write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"A")
+    try:
+        run(root, hook=cut, now=1700000000)
+        raise AssertionError("not cut")
+    except salvage.Cut:
+        pass
+    set_boot(root, 1)
+    write(root + "/sys/fs/pstore/dmesg-ramoops-1", PANIC + b"B")
+    code, line, r = run(root, now=1700000100)
+    assert code == 0, line
+    have = dict(saved_files(root))
+    left = sorted(os.listdir(root + "/sys/fs/pstore"))
+    assert have.get("dmesg-ramoops-0") == PANIC + b"A" or "dmesg-ramoops-0" in left, (line, have)
+    assert have.get("dmesg-ramoops-1") == PANIC + b"B", (line, have)
+
+
+def test_a_timeout_inside_a_tolerant_step_stops_the_run():
+    """The alarm may fire inside a step that tolerates CrashkeepError (listing pstore):
+    the Timeout must end the run there, not become a note."""
+    from crashkeep import pstore
+    root = make_root(RECORDS, KEEP)
+    real = pstore.list_records
+
+    def late(*a, **kw):
+        raise salvage.Timeout("timed out")
+    pstore.list_records = late
+    try:
+        code, line, r = run(root)
+    finally:
+        pstore.list_records = real
+    assert code == 6 and "timed out" in line, line
+    assert salvage.list_bundles(flash_dir(root)) == []
+    assert sorted(keep_names(root)) == ["core-app-42", "messages"]
+
+
+def test_a_version_saved_during_salvage_is_not_cleared():
+    """`save` writes a newer version of a record after boot read it: clearing the
+    salvaged record must leave the newer version in the keep area."""
+    root = make_root(keep=[("messages", b"old lines\n" * 50)])
+
+    def hook(step):
+        if step == "committed":
+            a = keeparea.open_area(root + "/keep.img")
+            a.put("messages", b"new lines\n" * 60, wall_time=1700000500, uptime_ms=1,
+                  boot_id=BOOT_IDS[0])
+            a.close()
+    code, line, r = run(root, hook=hook)
+    assert code == 0, line
+    assert saved_files(root) == [("phram/messages", b"old lines\n" * 50)]
+    a = keeparea.open_area(root + "/keep.img")
+    try:
+        got = a.get("messages")
+    finally:
+        a.close()
+    assert got is not None and got[1] == b"new lines\n" * 60
+
+
+def _put_badly_named(path, name, data, t=1700000000):
+    """A record with valid CRCs under a name `save` refuses (crafted or corrupted)."""
+    from crashkeep import phramrec as pr
+    real = pr.check_name
+    pr.check_name = lambda n: None
+    try:
+        a = keeparea.open_area(path)
+        a.put(name, data, wall_time=t, uptime_ms=1, boot_id=BOOT_IDS[0])
+        a.close()
+    finally:
+        pr.check_name = real
+
+
+def test_badly_named_records_are_salvaged_under_safe_names():
+    """Issue 11 item 4: records named '..', '.', '../../escaped' and with a NUL are
+    salvaged under safe names, reported, and do not block the panic or each other."""
+    root = make_root(RECORDS, [("messages", b"fine\n" * 10)])
+    bad = ["..", ".", "../../escaped", "a\x00b", "x/y"]
+    for i, n in enumerate(bad):
+        _put_badly_named(root + "/keep.img", n, b"evidence %d\n" % i)
+    code, line, r = run(root)
+    assert code == 0 and "salvaged 8 record(s)" in line, line
+    assert "bad name" in line, line
+    have = saved_files(root)
+    names = [n for n, _ in have]
+    for n in names:
+        tail = n[len("phram/"):] if n.startswith("phram/") else n
+        assert tail and "/" not in tail and "\x00" not in tail and not tail.startswith("."), n
+    for i in range(len(bad)):
+        assert [d for _, d in have].count(b"evidence %d\n" % i) == 1, have
+    assert ("phram/messages", b"fine\n" * 10) in have
+    assert [n for n in os.listdir(root) if n == "escaped"] == []
+    assert keep_names(root) == []
