@@ -17,7 +17,9 @@ k-th file write, under random retention settings. After every step:
   have made room before its commit: the next run writes the new bundle), and a
   boot that found no room removes nothing;
 - a committed bundle is whole (every file its meta.json names, same CRC);
-- a boot with the flash ok ends with exit 0 and nothing left in RAM.
+- a boot with the flash ok ends with exit 0 and nothing left in RAM;
+- a `save` while boot runs (condition "race", at its k-th step) is never cleared
+  unless its bytes are in a bundle.
 
 CRASHKEEP_MODEL_SEQUENCES=N runs N sequences (default: DEFAULT_SEQUENCES, fewer
 on MicroPython); CRASHKEEP_MODEL_SEED=S starts at seed S (a failure names
@@ -41,7 +43,8 @@ DEFAULT_SEQUENCES = 2000
 MP_SEQUENCES = 60
 NAMES = ("messages", "config", "core-app-1", "log")
 ZONES = 2                          # dmesg zones the fake kernel writes panics to
-CONDITIONS = ("ok", "ok", "ok", "full", "full", "ro", "absent", "cut", "cut", "cut", "fault")
+CONDITIONS = ("ok", "ok", "ok", "full", "full", "ro", "absent", "cut", "cut", "cut", "fault",
+              "race")
 EROFS = 30
 
 
@@ -277,6 +280,23 @@ class Sequence:
                 count[0] += 1
                 if count[0] == k:
                     raise salvage.Cut()
+        elif cond == "race":          # `save` runs while boot salvages (a --follow, a core)
+            count = [0]
+            name = rng.choice(NAMES)
+            data = self.payload(name)
+
+            def hook(step):
+                count[0] += 1
+                if count[0] == k:
+                    a = keeparea.open_area(w.root + "/keep.img", firmware="")
+                    try:
+                        a.put(name, data, wall_time=1700000001, uptime_ms=2,
+                              boot_id=core.BOOT_IDS[w.boots])
+                        raced.append((("phram/" + name, data), step))
+                    except NoSpaceError:
+                        pass
+                    finally:
+                        a.close()
         elif cond == "fault":
             real_wd = storage.write_durable
             count = [0]
@@ -291,6 +311,7 @@ class Sequence:
             undo.append(lambda: setattr(storage, "write_durable", real_wd))
         cut = False
         code = line = None
+        raced = []
         try:
             code, line, r = salvage.run_boot(w.board, w.root, 30, keep=w.root + "/keep.img",
                                              hook=hook, now=1700000000 + 100 * w.boots)
@@ -301,10 +322,19 @@ class Sequence:
                 u()
         self.trace.append("boot(%s%s)=%s" % (cond, "@%d" % k if cond in ("cut", "fault") else "",
                                             "cut" if cut else code))
-        self.check_boot(cond, cut, code, line, ram0, before)
+        self.check_boot(cond, cut, code, line, ram0, before, raced)
 
-    def check_boot(self, cond, cut, code, line, ram0, before):
+    def check_boot(self, cond, cut, code, line, ram0, before, raced):
         w = self.w
+        for key, step in raced:     # saved during the boot: kept like one saved before it
+            ram0 = dict(ram0)
+            if step == "modules":   # before boot read the keep area: it replaced the old version
+                for old in list(ram0):
+                    if old[0] == key[0] and old != key:
+                        del ram0[old]
+                        w.owed.pop(old, None)
+            ram0[key] = True
+            w.owed[key] = True
         ram = w.ram()
         after = w.bundles()
         w.seen_ram, w.seen_bundles = ram, after
@@ -350,7 +380,7 @@ class Sequence:
                         self.fail("%s is in bundles %d and %d (%s)" % (key[0], seen[key], s, line))
                     seen[key] = s
         # the flash fine: everything salvaged and cleared
-        if cond == "ok" and not cut:
+        if cond in ("ok", "race") and not cut and not raced:
             if code != 0 or ram:
                 self.fail("flash ok but exit %s, %d record(s) left in RAM (%s)"
                           % (code, len(ram), line))
