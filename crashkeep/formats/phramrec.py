@@ -90,6 +90,7 @@ HDR_MAX = KEEP_HDR_MAX
 FLAG_TRUNCATED = const(1)      # payload is the tail of a larger source (orig_size > length)
 FLAG_CORE = const(2)           # written by the core handler
 FLAG_FOLLOW = const(4)         # written by `save --follow` (mirrors a growing log)
+FLAG_ZONE = const(8)           # a ramoops console/pmsg/ftrace zone boot keeps until it is on flash
 
 _FIXED = "<4sIHHIIIIIQQQ16sBBHI"   # 80 bytes, see the table above
 _BOOT = "<4sIHHIIIII16sQQ"         # 64 bytes

@@ -482,14 +482,15 @@ def _panic_boot(root, i, hook=None):
 
 def test_retention_removes_nothing_for_a_bundle_that_still_does_not_fit():
     """Issue 11 item 1: two panics on flash, then a record larger than the whole
-    flash: the boot fails with the records kept in RAM and both old bundles stay."""
+    flash: the boot fails with the records kept in RAM and both old bundles stay.
+    (The issue's case was a 256 KiB flash and 300 KB; halved for MicroPython's heap.)"""
     root = make_root()
-    write(root + "/keep.img", bytes(512 * 1024))
-    with Flash(root, 256 * 1024):
+    write(root + "/keep.img", bytes(256 * 1024))
+    with Flash(root, 128 * 1024):
         for i in range(2):
             code, line, r = _panic_boot(root, i)
             assert code == 0, line
-        big = _noise(300000, 1)
+        big = _noise(150000, 1)
         a = keeparea.open_area(root + "/keep.img")
         a.put("big", big, wall_time=1700000150, uptime_ms=1, boot_id=BOOT_IDS[1])
         a.close()
@@ -571,7 +572,7 @@ def test_cut_after_ledger_then_retention_keeps_the_first_panic():
 def test_a_timeout_inside_a_tolerant_step_stops_the_run():
     """The alarm may fire inside a step that tolerates CrashkeepError (listing pstore):
     the Timeout must end the run there, not become a note."""
-    from crashkeep import pstore
+    from crashkeep.system import pstore
     root = make_root(RECORDS, KEEP)
     real = pstore.list_records
 
@@ -611,7 +612,7 @@ def test_a_version_saved_during_salvage_is_not_cleared():
 
 def _put_badly_named(path, name, data, t=1700000000):
     """A record with valid CRCs under a name `save` refuses (crafted or corrupted)."""
-    from crashkeep import phramrec as pr
+    from crashkeep.formats import phramrec as pr
     real = pr.check_name
     pr.check_name = lambda n: None
     try:
@@ -642,3 +643,139 @@ def test_badly_named_records_are_salvaged_under_safe_names():
     assert ("phram/messages", b"fine\n" * 10) in have
     assert [n for n in os.listdir(root) if n == "escaped"] == []
     assert keep_names(root) == []
+
+
+# ---------------------------------------------------------------- console and pmsg zones
+
+ZONE_BOARD = """
+board.name = fake
+board.kernel = 6.1
+board.cpus = 2
+ramoops.mem_address = 0x1f000000
+ramoops.mem_size = 128K
+ramoops.record_size = 16K
+ramoops.console_size = 8K
+ramoops.ftrace_size = 4K
+ramoops.pmsg_size = 8K
+phram.name = crashkeep
+phram.start = 0x1f080000
+phram.len = 512K
+flash.mountpoint = /flash
+flash.dir = crashkeep
+"""
+ZONE_CASE = "plain-oops-panic"       # a real 6.1 region with dmesg, console and pmsg zones
+
+
+class FakeRamoops:
+    """What loading ramoops does to a board, on a fake root: /sys/fs/pstore shows
+    the region's records (our reader; test_ramoops_fixtures proves it equals the
+    kernel's files) and the console, pmsg and ftrace zones start over for the new
+    boot, so the previous boot's text is gone from RAM. reboot() drops pstore."""
+
+    def __init__(self, root):
+        from crashkeep.system import kmod
+        self.root = root
+        self.kmod = kmod
+        self.real = kmod.load_for_board
+
+    def __enter__(self):
+        self.kmod.load_for_board = self.load
+        return self
+
+    def __exit__(self, *exc):
+        self.kmod.load_for_board = self.real
+
+    def load(self, board, root="/", want=("ramoops", "phram")):
+        from crashkeep.formats import ramoops
+        mem = root + "/dev/mem"
+        addr = board.get("ramoops.mem_address")
+        with open(mem, "r+b") as f:
+            f.seek(addr)
+            region = bytearray(f.read(board.get("ramoops.mem_size")))
+            for rec in ramoops.read_region(bytes(region), board.ramoops_params()):
+                write(root + "/sys/fs/pstore/" + rec.name, bytes(rec.data))
+            for z in board.zones():
+                if z.kind in ("console", "pmsg", "ftrace"):
+                    f.seek(addr + z.offset)
+                    f.write(bytes(12))          # an empty zone header: this boot's from now
+        write(mkdirs(root + "/sys/module/ramoops") + "/initstate", "live\n")
+        res = self.real(board, root, ("phram",))
+        res.status["ramoops"] = self.kmod.LOADED
+        return res
+
+    def reboot(self):
+        for n in os.listdir(self.root + "/sys/fs/pstore"):
+            os.remove(self.root + "/sys/fs/pstore/" + n)
+        storage.remove_tree(self.root + "/sys/module/ramoops")
+
+
+def _zone_root():
+    import test_ramoops_fixtures as fx
+    d, meta, region = fx.load(ZONE_CASE)
+    root = make_root()
+    for n in os.listdir(root + "/sys/fs/pstore"):
+        os.remove(root + "/sys/fs/pstore/" + n)
+    storage.remove_tree(root + "/sys/module/ramoops")
+    write(root + "/board.conf", ZONE_BOARD)
+    write(root + "/keep.img", bytes(128 * 1024))
+    with open(root + "/dev/mem", "wb") as f:        # sparse: the region at its address
+        f.seek(meta["mem_address"])
+        f.write(region)
+    return root, d + "/pstore"
+
+
+def test_console_and_pmsg_survive_a_failed_salvage():
+    """Issue 11: the flash is full on the boot that loads ramoops: the previous
+    boot's console and pmsg (real 6.1 zones) are kept in the keep area, and the
+    next boot, after a reboot, salvages them with the same bytes the kernel showed."""
+    root, kernel = _zone_root()
+    with FakeRamoops(root) as fake:
+        with Flash(root, 0):
+            code, line, r = run(root, now=1700000000)
+        assert code == 5 and "kept in RAM" in line, line
+        kept = sorted(keep_names(root))
+        assert kept == ["console-ramoops-0@boot0", "pmsg-ramoops-0@boot0"], kept
+        fake.reboot()
+        set_boot(root, 1)
+        code, line, r = run(root, now=1700000100)
+    assert code == 0, line
+    have = dict(saved_files(root))
+    for kind in ("console", "pmsg"):
+        assert have.get(kind + "-ramoops-0@boot0") == read(kernel + "/%s-ramoops-0" % kind), \
+            (kind, sorted(have))
+    assert keep_names(root) == []
+
+
+def test_zones_kept_in_ram_stand_in_for_their_pstore_copies():
+    """Flash fine: the kept zones are salvaged once (not also from /sys/fs/pstore),
+    the dmesg records as before, and the keep area is empty again."""
+    root, kernel = _zone_root()
+    with FakeRamoops(root):
+        code, line, r = run(root, now=1700000000)
+    assert code == 0, line
+    have = saved_files(root)
+    names = [n for n, _ in have]
+    assert names == ["console-ramoops-0@boot0", "dmesg-ramoops-0", "dmesg-ramoops-1",
+                     "pmsg-ramoops-0@boot0"], names
+    for n, data in have:
+        assert data == read(kernel + "/" + n.split("@")[0]), n
+    assert keep_names(root) == []
+    assert os.listdir(root + "/sys/fs/pstore") == ["console-ramoops-0", "pmsg-ramoops-0"] or \
+        sorted(os.listdir(root + "/sys/fs/pstore")) == ["console-ramoops-0", "pmsg-ramoops-0"]
+
+
+def test_zones_never_evict_a_kept_record():
+    """No room in the keep area for the zones: a note, nothing evicted, and the
+    /sys/fs/pstore copies go to flash as before."""
+    root, kernel = _zone_root()
+    write(root + "/keep.img", bytes(64 * 1024))
+    a = keeparea.open_area(root + "/keep.img")
+    fill = b"f" * a.max_payload("fill", rewrite=False)
+    a.put("fill", fill, wall_time=1700000000, uptime_ms=1, boot_id=BOOT_IDS[0])
+    a.close()
+    with FakeRamoops(root):
+        code, line, r = run(root, now=1700000000)
+    assert code == 0 and "Failed to keep console-ramoops-0 in RAM" in line, line
+    have = dict(saved_files(root))
+    assert have["phram/fill"] == fill
+    assert have["console-ramoops-0"] == read(kernel + "/console-ramoops-0")
