@@ -302,7 +302,8 @@ def _kernel_config(env):
 
 def test_console_salvaged_after_a_boot_whose_flash_was_full(testbed):
     """Issue 11: the previous boot's console zone survives a salvage that failed.
-    Boot 1 writes a marker to the kernel log (captured by the pstore console);
+    Boot 1 writes a marker to the kernel log at KERN_CRIT (past `quiet`, so the
+    pstore console records it);
     boot 2 loads ramoops, which hands that zone to itself, with the flash full:
     crashkeep must have copied the zone into the keep area first; boot 3
     salvages it. Needs a kernel with CONFIG_PSTORE_CONSOLE and ramoops as a
@@ -317,7 +318,7 @@ def test_console_salvaged_after_a_boot_whose_flash_was_full(testbed):
     run = testbed.run([
         """
         crashkeep boot; echo "first-rc=$?"
-        echo "{mark}" > /dev/kmsg
+        echo "<2>{mark}" > /dev/kmsg
         reboot -f
         """.format(mark=mark),
         """
