@@ -219,17 +219,20 @@ class Ledger:
 
 def retention(bundles, sizes, max_count, max_bytes, needed, free):
     """The oldest bundles to remove so that the new one (`needed` bytes; 0: none
-    is written) fits the limits: count, total bytes and SLACK_BYTES left free.
-    Without a new bundle the newest stays: a bundle goes only for a newer one."""
+    is written) fits the limits: count, total bytes and SLACK_BYTES left free
+    (where removing bundles can reach it at all). Without a new bundle the
+    newest stays: a bundle goes only for a newer one."""
     new = 1 if needed else 0
     total = 0
     for _, n in bundles:
         total += sizes[n]
+    want = needed + storage.SLACK_BYTES if new else 0
+    if free + total < want:
+        want = needed       # the slack is out of reach: remove only what makes it fit
     left = list(bundles)
     out = []
     while len(left) > 1 - new:
-        if len(left) + new <= max_count and total + needed <= max_bytes and \
-                (not new or free >= needed + storage.SLACK_BYTES):
+        if len(left) + new <= max_count and total + needed <= max_bytes and free >= want:
             break
         _, n = left.pop(0)
         total -= sizes[n]
@@ -582,10 +585,13 @@ class Run:
         free = storage.free_bytes(path)
         b = self.board
         todo = [i for i in self.items if i.digest not in known]
+        doomed = []
         while True:
             needed = self.bundle_bytes(path, todo) if todo else 0
-            doomed = retention(bundles, sizes, b.get("retention.bundles"),
-                               b.get("retention.bytes"), needed, free)
+            d = retention(bundles, sizes, b.get("retention.bundles"),
+                          b.get("retention.bytes"), needed, free)
+            if len(d) > len(doomed):    # both oldest first; never fewer than a record moved for
+                doomed = d
             seqs = [s for s, n in bundles if n in doomed]
             more = [i for i in self.items if i not in todo and known.get(i.digest) in seqs]
             if not more:

@@ -779,3 +779,26 @@ def test_zones_never_evict_a_kept_record():
     have = dict(saved_files(root))
     assert have["phram/fill"] == fill
     assert have["console-ramoops-0"] == read(kernel + "/console-ramoops-0")
+
+
+def test_retention_never_removes_bundles_for_slack_out_of_reach():
+    """The new bundle fits once the two oldest go, but the 64 KiB slack could not
+    be reached even with every old bundle gone: those two go, not all three."""
+    root = make_root()
+    write(root + "/keep.img", bytes(256 * 1024))
+    with Flash(root, 4 << 20) as flash:
+        for i, n in enumerate((30000, 30000, 30000)):
+            a = keeparea.open_area(root + "/keep.img")
+            a.put("log%d" % i, _noise(n, i + 20), wall_time=1700000000, uptime_ms=1,
+                  boot_id=BOOT_IDS[i])
+            a.close()
+            code, line, r = _panic_boot(root, i)
+            assert code == 0, line
+        a = keeparea.open_area(root + "/keep.img")
+        a.put("log3", _noise(60000, 29), wall_time=1700000000, uptime_ms=1, boot_id=BOOT_IDS[3])
+        a.close()
+        used = storage.tree_bytes(root + "/flash")
+        flash.capacity = used + 35000       # 60 KB more fit once two 30 KB bundles are gone
+        code, line, r = _panic_boot(root, 3)
+    assert code == 0 and "retention removed 2" in line, line
+    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [3, 4]
