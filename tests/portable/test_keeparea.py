@@ -104,6 +104,17 @@ def test_remove_and_clear_all_keep_boot_state():
     assert a.boot_state() is None and a.dev.data == bytearray(a.size)
 
 
+def test_remove_up_to_a_seq_keeps_a_newer_version():
+    """salvage removes the version it read (by seq); one saved after that stays."""
+    a = mem_area()
+    s1 = a.put("log", b"old", **FACTS)
+    s2 = a.put("log", b"new", **FACTS)
+    assert s2 > s1
+    assert a.remove("log", s1) is False          # put zapped v1 already: nothing that old
+    assert a.get("log")[1] == b"new"
+    assert a.remove("log", s2) is True and a.get("log") is None
+
+
 def test_no_space_error_then_evict_oldest():
     a = mem_area(size=4096)       # heap: 4096 - 128 bytes
     a.put("a", b"a" * 1000, **FACTS)
