@@ -601,7 +601,10 @@ class Run:
             room = free
             for n in doomed:
                 room += sizes[n]
-            if room < needed:       # even without every old bundle: remove none
+            # Even without every old bundle it would not fit: remove none. Nor when
+            # nothing is free: f_bavail stops at 0 when the filesystem's reserve is
+            # in use, so how much a removal gains is then unknown.
+            if room < needed or free <= 0:
                 raise storage.NoSpaceError(
                     "Failed to write a bundle to '%s': %d bytes free, %d needed"
                     % (path, free, needed))
