@@ -202,7 +202,8 @@ def test_save_proc_file_and_empty_file(area, tmp_path):
 
 def _put_badly_named(path, name, data):
     """A record with valid CRCs under a name `save` refuses (crafted or corrupted)."""
-    from crashkeep import keeparea, phramrec
+    from crashkeep.system import keeparea
+    from crashkeep.formats import phramrec
     real = phramrec.check_name
     phramrec.check_name = lambda n: None
     try:
