@@ -14,7 +14,7 @@ MODULES = [
     ("clear", "crashkeep.commands.clear"),
     ("copy", "crashkeep.commands.copy"),
     ("boot", "crashkeep.commands.boot"),
-    ("show", "crashkeep.commands.boot"),
+    ("show", "crashkeep.commands.show"),
     ("shutdown", "crashkeep.ops.bootstate"),
     ("selftest", "crashkeep.ops.bootstate"),
     ("core", "crashkeep.commands.core"),

@@ -15,7 +15,7 @@ from crashkeep.commands.spec import Command, Param
 from crashkeep.errors import CrashkeepError, ConfigError
 from crashkeep.commands.save import BOARD_PARAMS
 
-SECTIONS = [("crashkeep.commands.dump", "keep_section", False), ("crashkeep.commands.boot", "bundles_section")]
+SECTIONS = [("crashkeep.commands.dump", "keep_section", False), ("crashkeep.commands.show", "bundles_section")]
 
 
 class Section:

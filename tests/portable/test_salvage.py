@@ -10,6 +10,7 @@ import os
 from _util import tmpdir, write, read, raises
 from crashkeep.formats import boardconf
 from crashkeep.commands import boot as salvage
+from crashkeep.ops import bundles
 from crashkeep.system import storage, keeparea
 from crashkeep.ops import bootstate
 
@@ -85,8 +86,8 @@ def saved_files(root):
     """[(record name, bytes)] over every bundle, decompressed."""
     out = []
     d = flash_dir(root)
-    for seq, name in salvage.list_bundles(d):
-        meta = salvage.read_meta(d + "/" + name)
+    for seq, name in bundles.list_bundles(d):
+        meta = bundles.read_meta(d + "/" + name)
         for f in meta["files"]:
             data = read(d + "/" + name + "/" + f["file"])
             if f["file"] != f["name"]:
@@ -125,9 +126,9 @@ def test_panic_salvaged_then_cleared():
     assert saved_files(root) == EXPECTED
     assert os.listdir(root + "/sys/fs/pstore") == []
     assert keep_names(root) == []
-    names = [n for _, n in salvage.list_bundles(flash_dir(root))]
+    names = [n for _, n in bundles.list_bundles(flash_dir(root))]
     assert len(names) == 1 and names[0].startswith("0001-") and names[0].endswith("-panic")
-    meta = salvage.read_meta(flash_dir(root) + "/" + names[0])
+    meta = bundles.read_meta(flash_dir(root) + "/" + names[0])
     assert meta["board"] == "fake" and meta["kernel"] == "6.1.0-fake"
     assert meta["counters"]["panic_count"] == 1 and meta["counters"]["boot_count"] == 1
     assert meta["salvaged_by_boot_id"] == BOOT_IDS[0]
@@ -169,7 +170,7 @@ def test_consecutive_panics_counted():
         assert code == 0, line
     assert "3 panic(s) in a row" in line, line
     assert boot_state(root)["panic_count"] == 3
-    assert len(salvage.list_bundles(flash_dir(root))) == 3
+    assert len(bundles.list_bundles(flash_dir(root))) == 3
 
 
 def test_flash_absent_keeps_everything_in_ram():
@@ -198,7 +199,7 @@ def test_flash_full_keeps_everything_in_ram():
     assert code == 5, line
     assert "bytes free" in line and "kept in RAM" in line, line
     assert len(os.listdir(root + "/sys/fs/pstore")) == 2 and len(keep_names(root)) == 2
-    assert salvage.list_bundles(flash_dir(root)) == []
+    assert bundles.list_bundles(flash_dir(root)) == []
 
 
 def test_flash_write_failure_keeps_everything_in_ram():
@@ -244,7 +245,7 @@ def test_retention_drops_oldest_bundles():
         write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"%d" % i)
         code, line, r = run(root, now=1700000000 + 100 * i)
         assert code == 0, line
-    seqs = [s for s, _ in salvage.list_bundles(flash_dir(root))]
+    seqs = [s for s, _ in bundles.list_bundles(flash_dir(root))]
     assert seqs == [3, 4], seqs
 
 
@@ -258,7 +259,7 @@ def test_retention_cut_mid_delete_leaves_no_partial_bundle():
     real = storage.remove_tree
 
     def cut(path):          # the power goes right after the doomed bundle is renamed
-        if "/" + salvage.DOOMED in path:
+        if "/" + bundles.DOOMED in path:
             return
         real(path)
     storage.remove_tree = cut
@@ -269,14 +270,14 @@ def test_retention_cut_mid_delete_leaves_no_partial_bundle():
     finally:
         storage.remove_tree = real
     assert code == 0, line
-    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [2, 3]
-    assert [n for n in os.listdir(flash_dir(root)) if n.startswith(salvage.DOOMED)]
+    assert [s for s, _ in bundles.list_bundles(flash_dir(root))] == [2, 3]
+    assert [n for n in os.listdir(flash_dir(root)) if n.startswith(bundles.DOOMED)]
     set_boot(root, 3)
     write(root + "/sys/fs/pstore/dmesg-ramoops-0", PANIC + b"3")
     code, line, r = run(root, now=1700000000 + 300)
     assert code == 0, line
-    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [3, 4]
-    assert not [n for n in os.listdir(flash_dir(root)) if n.startswith(salvage.DOOMED)]
+    assert [s for s, _ in bundles.list_bundles(flash_dir(root))] == [3, 4]
+    assert not [n for n in os.listdir(flash_dir(root)) if n.startswith(bundles.DOOMED)]
 
 
 def test_retention_by_bytes():
@@ -287,7 +288,7 @@ def test_retention_by_bytes():
               else bytes([(i * 7 + j * 13) & 255 for j in range(5000)]))
         code, line, r = run(root, now=1700000000 + 100 * i)
         assert code == 0, line
-    seqs = [s for s, _ in salvage.list_bundles(flash_dir(root))]
+    seqs = [s for s, _ in bundles.list_bundles(flash_dir(root))]
     assert seqs[-1] == 3 and len(seqs) < 3, seqs
 
 
@@ -306,7 +307,7 @@ def test_already_saved_records_are_only_cleared():
     set_boot(root, 1)
     code, line, r = run(root, now=1800000100)
     assert code == 0 and "already on flash" in line, line
-    assert len(salvage.list_bundles(flash_dir(root))) == 1
+    assert len(bundles.list_bundles(flash_dir(root))) == 1
     assert os.listdir(root + "/sys/fs/pstore") == []
 
 
@@ -364,11 +365,11 @@ def test_power_cut_after_temp_file_write():
 
 
 def test_bundle_names():
-    n = salvage.bundle_name(7, 1700000000, "panic")
+    n = bundles.bundle_name(7, 1700000000, "panic")
     assert n == "0007-20231114T221320Z-panic", n
-    assert salvage.bundle_seq(n) == 7
-    assert salvage.bundle_seq(".new-0007-x") is None
-    assert salvage.bundle_seq("ledger") is None
+    assert bundles.bundle_seq(n) == 7
+    assert bundles.bundle_seq(".new-0007-x") is None
+    assert bundles.bundle_seq("ledger") is None
 
 
 def test_bad_board_config_is_one_line():
@@ -384,10 +385,10 @@ def test_meta_json_writer_round_trips():
                       "reason": None, "ok": True}],
            "text": 'quote " backslash \\ newline \n tab \t ctl \x01 utf8 \u00e9',
            "empty": {}, "none": [], "warm": False}
-    text = salvage.dumps(obj)
+    text = bundles.dumps(obj)
     assert json.loads(text) == obj
     assert text.index('"empty"') < text.index('"files"') < text.index('"none"')   # sorted
-    raises(TypeError, salvage.dumps, {"x": 1.5})
+    raises(TypeError, bundles.dumps, {"x": 1.5})
 
 
 def test_retention_pruned_bundle_does_not_count_as_saved():
@@ -496,7 +497,7 @@ def test_retention_removes_nothing_for_a_bundle_that_still_does_not_fit():
         a.close()
         code, line, r = _panic_boot(root, 2)
     assert code == 5 and "bytes free" in line and "retention" not in line, line
-    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [1, 2]
+    assert [s for s, _ in bundles.list_bundles(flash_dir(root))] == [1, 2]
     assert keep_names(root) == ["big"]
     assert os.listdir(root + "/sys/fs/pstore") == ["dmesg-ramoops-0"]
 
@@ -520,7 +521,7 @@ def test_retention_makes_room_when_the_new_bundle_will_fit():
         flash.capacity = 200 * 1024
         code, line, r = _panic_boot(root, 2)
     assert code == 0 and "retention removed 1" in line, line
-    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [2, 3]
+    assert [s for s, _ in bundles.list_bundles(flash_dir(root))] == [2, 3]
     assert keep_names(root) == []
 
 
@@ -536,8 +537,8 @@ def test_same_bytes_saved_again_survive_retention_of_their_bundle():
     a.close()
     code, line, r = _panic_boot(root, 1)
     assert code == 0, line
-    bundles = salvage.list_bundles(flash_dir(root))
-    assert [s for s, _ in bundles] == [2], bundles
+    kept = bundles.list_bundles(flash_dir(root))
+    assert [s for s, _ in kept] == [2], kept
     have = saved_files(root)
     assert ("phram/config", conf) in have or keep_names(root) == ["config"], (line, have)
     assert ("dmesg-ramoops-0", PANIC + b"1") in have
@@ -584,7 +585,7 @@ def test_a_timeout_inside_a_tolerant_step_stops_the_run():
     finally:
         pstore.list_records = real
     assert code == 6 and "timed out" in line, line
-    assert salvage.list_bundles(flash_dir(root)) == []
+    assert bundles.list_bundles(flash_dir(root)) == []
     assert sorted(keep_names(root)) == ["core-app-42", "messages"]
 
 
@@ -801,7 +802,7 @@ def test_retention_never_removes_bundles_for_slack_out_of_reach():
         flash.capacity = used + 35000       # 60 KB more fit once two 30 KB bundles are gone
         code, line, r = _panic_boot(root, 3)
     assert code == 0 and "retention removed 2" in line, line
-    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [3, 4]
+    assert [s for s, _ in bundles.list_bundles(flash_dir(root))] == [3, 4]
 
 
 def test_nothing_free_removes_nothing():
@@ -819,5 +820,5 @@ def test_nothing_free_removes_nothing():
         flash.capacity = 30000          # less than is used: free_bytes says 0
         code, line, r = _panic_boot(root, 2)
     assert code == 5 and "0 bytes free" in line, line
-    assert [s for s, _ in salvage.list_bundles(flash_dir(root))] == [1, 2]
+    assert [s for s, _ in bundles.list_bundles(flash_dir(root))] == [1, 2]
     assert os.listdir(root + "/sys/fs/pstore") == ["dmesg-ramoops-0"]

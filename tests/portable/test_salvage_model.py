@@ -35,6 +35,7 @@ if __name__ == "__main__":      # run by hand: this tree's crashkeep, not an ins
 from _util import tmpdir, write, read, exists, Rng, MICROPYTHON
 from crashkeep.formats import boardconf
 from crashkeep.commands import boot as salvage
+from crashkeep.ops import bundles
 from crashkeep.system import storage, keeparea
 from crashkeep.errors import NoSpaceError, DeviceError
 import test_salvage as core
@@ -165,9 +166,9 @@ class World:
     def bundles(self):
         """seq -> {identity: True} of the committed bundles; each checked whole."""
         out = {}
-        for seq, name in salvage.list_bundles(self.flash):
+        for seq, name in bundles.list_bundles(self.flash):
             d = self.flash + "/" + name
-            meta = salvage.read_meta(d)
+            meta = bundles.read_meta(d)
             assert meta is not None, "bundle %s without a readable meta.json" % name
             ids = {}
             for f in meta["files"]:
@@ -264,7 +265,7 @@ class Sequence:
         storage.free_bytes = lambda p: max(0, capacity - storage.tree_bytes(w.root + "/flash"))
         undo.append(lambda: setattr(storage, "free_bytes", real_free))
         if cond == "ro":
-            for mod in (salvage, storage):
+            for mod in (salvage, bundles, storage):
                 real = mod.os
                 mod.os = ReadOnlyOs(real, w.root + "/flash")
                 undo.append(lambda mod=mod, real=real: setattr(mod, "os", real))
