@@ -147,6 +147,7 @@ class World:
         self.owed = {}             # identity (bundle file name, bytes) -> True
         self.seen_ram = {}         # RAM and bundles as the last step left them
         self.seen_bundles = {}
+        self.seen_files = {}       # bundle name -> (identities, [(file, size)])
         self.interrupted = False   # a boot was cut or failed since the last full commit
 
     # -- what is where
@@ -164,22 +165,36 @@ class World:
         return out
 
     def bundles(self):
-        """seq -> {identity: True} of the committed bundles; each checked whole."""
+        """seq -> {identity: True} of the committed bundles; each checked whole.
+        A committed bundle never changes: its files are read and checked the first
+        time it is seen; later only their sizes are (a stat, not a read)."""
         out = {}
+        from binascii import crc32
         for seq, name in bundles.list_bundles(self.flash):
             d = self.flash + "/" + name
+            seen = self.seen_files.get(name)
+            if seen is not None:
+                for path, size in seen[1]:
+                    assert os.stat(path)[6] == size, "committed bundle %s changed: %s" % (name, path)
+                out[seq] = seen[0]
+                continue
             meta = bundles.read_meta(d)
             assert meta is not None, "bundle %s without a readable meta.json" % name
             ids = {}
+            sizes = []
             for f in meta["files"]:
-                data = read(d + "/" + f["file"])
-                if f["file"] != f["name"]:
-                    data = storage.decompress(data)
-                from binascii import crc32
+                raw = read(d + "/" + f["file"])
+                data = storage.decompress(raw) if f["file"] != f["name"] else raw
                 assert len(data) == f["size"] and crc32(data) & 0xFFFFFFFF == f["crc32"], \
                     "bundle %s: %s is not what meta.json says" % (name, f["file"])
                 ids[(f["name"], data)] = True
+                sizes.append((d + "/" + f["file"], len(raw)))
+            self.seen_files[name] = (ids, sizes)
             out[seq] = ids
+        live = [n for _, n in bundles.list_bundles(self.flash)]
+        for name in list(self.seen_files):
+            if name not in live:          # removed: a new bundle of that name is read afresh
+                del self.seen_files[name]
         return out
 
 
