@@ -253,7 +253,7 @@ def test_missing_source_is_one_clear_error(tmp_path):
 
 
 def test_dispatcher_picks_compiled_unless_pure():
-    code = "from crashkeep import blockcopy; print(blockcopy.IMPL)"
+    code = "from crashkeep.system import blockcopy; print(blockcopy.IMPL)"
     env = dict(os.environ, PYTHONPATH=ROOT, CRASHKEEP_PUREPYTHON="1")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.stdout.strip() == "py"
