@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install what the tests need on a fresh Debian 12 machine (idempotent).
-# Debian packages: the QEMU test bed, the static-binary toolchain, the oracles (gdb, dd, busybox).
+# Debian packages: the QEMU test bed, the static-binary toolchain, the oracles (gdb, dd, busybox),
+# the kernel build (tests/e2e/kernel/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="qemu-system-x86 busybox-static cpio e2fsprogs mtools gdb hyperfine time strace
-  python3.11-dev python3.11-venv zlib1g-dev libexpat1-dev gcc make file libc6-dbg"
+  python3.11-dev python3.11-venv zlib1g-dev libexpat1-dev gcc make file libc6-dbg
+  build-essential bc flex bison libelf-dev libssl-dev xz-utils"
 
 missing=""
 for p in $APT_PACKAGES; do
@@ -24,3 +26,6 @@ $PY -m pip install -q --disable-pip-version-check 'Cython>=3.0,<3.3'
 $PY setup.py -q build_ext --inplace
 # The static binary (build/out/crashkeep) that the e2e tests boot with; incremental.
 make -s -C build
+# The pstore test kernel (console/pmsg/ftrace front-ends) for the e2e tests:
+# built once per machine (minutes, nice -j2), cached under $CRASHKEEP_CACHE.
+bash tests/e2e/kernel/build.sh >/dev/null
