@@ -96,7 +96,10 @@ Inside the guest (every snippet)
 Building blocks (cached under tests/e2e/work/, shared between pytest processes
 with file locks): the Debian kernel package picked at run time from
 `apt-cache depends linux-image-amd64`, fetched with `apt-get download` and
-extracted with `dpkg-deb -x` (CRASHKEEP_KERNEL_DIR overrides); the binary from
+extracted with `dpkg-deb -x` (CRASHKEEP_KERNEL_DIR overrides), or with
+Env(kernel="pstore") (the `testbed_pstore` fixture) the test kernel that
+tests/e2e/kernel/build.sh makes from Debian's linux-source with the pstore
+console, pmsg and ftrace front-ends (cached under $CRASHKEEP_CACHE); the binary from
 `make -C build` (build/out/crashkeep); the initramfs from tests/e2e/mkinitramfs.py.
 """
 import fcntl
@@ -219,6 +222,27 @@ def _download_kernel(pkg, d):
     open(os.path.join(d, ".done"), "w").close()
 
 
+PSTORE_KERNEL_SCRIPT = os.path.join(ROOT, "tests", "e2e", "kernel", "build.sh")
+
+
+def pstore_kernel_dir():
+    """The test kernel with the pstore console/pmsg/ftrace front-ends that
+    Debian's kernels lack: built once per machine by tests/e2e/kernel/build.sh
+    (cached outside the repo; the first build takes minutes), laid out like an
+    extracted linux-image package."""
+    _log("pstore kernel: bash %s" % os.path.relpath(PSTORE_KERNEL_SCRIPT, ROOT))
+    r = subprocess.run(["bash", PSTORE_KERNEL_SCRIPT], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines or not os.path.exists(os.path.join(lines[-1], ".done")):
+        raise TestbedError("%s failed (exit status %d):\n%s" % (
+            PSTORE_KERNEL_SCRIPT, r.returncode, r.stderr[-3000:]))
+    return lines[-1]
+
+
+KERNELS = {"pstore": pstore_kernel_dir}
+
+
 def vmlinuz(kdir):
     boot = os.path.join(kdir, "boot")
     k = [f for f in os.listdir(boot) if f.startswith("vmlinuz-")]
@@ -317,10 +341,19 @@ def base_image(kdir, binary):
 
 
 class Env:
-    """What every run needs: kernel, binary, base initramfs (built once per session)."""
+    """What every run needs: kernel, binary, base initramfs (built once per session).
 
-    def __init__(self, need_binary=True):
-        self.kdir = kernel_dir()
+    kernel: None for Debian's kernel (or $CRASHKEEP_KERNEL_DIR), a name from
+    KERNELS ("pstore": the test kernel with console/pmsg/ftrace), or the path
+    of a directory laid out like an extracted linux-image package."""
+
+    def __init__(self, need_binary=True, kernel=None):
+        if kernel is None:
+            self.kdir = kernel_dir()
+        elif kernel in KERNELS:
+            self.kdir = KERNELS[kernel]()
+        else:
+            self.kdir = kernel
         self.kernel = vmlinuz(self.kdir)
         self.kernel_version = os.listdir(os.path.join(self.kdir, "lib", "modules"))[0]
         self.binary = build_binary() if need_binary else None
