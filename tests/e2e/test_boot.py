@@ -291,28 +291,15 @@ def test_two_panics_without_salvage_between(testbed):
     assert m1.encode() not in text
 
 
-def _kernel_config(env):
-    boot = os.path.join(env.kdir, "boot")
-    for n in os.listdir(boot):
-        if n.startswith("config-"):
-            with open(os.path.join(boot, n)) as f:
-                return f.read()
-    return ""
-
-
-def test_console_salvaged_after_a_boot_whose_flash_was_full(testbed):
+def test_console_salvaged_after_a_boot_whose_flash_was_full(testbed_pstore):
     """Issue 11: the previous boot's console zone survives a salvage that failed.
     Boot 1 writes a marker to the kernel log at KERN_CRIT (past `quiet`, so the
     pstore console records it);
     boot 2 loads ramoops, which hands that zone to itself, with the flash full:
     crashkeep must have copied the zone into the keep area first; boot 3
-    salvages it. Needs a kernel with CONFIG_PSTORE_CONSOLE and ramoops as a
-    module (the ARM/MIPS issue's test kernel, via CRASHKEEP_KERNEL_DIR); the
-    Debian kernels have no PSTORE_CONSOLE, so the raw-image version of this
-    runs in tests/core/test_salvage_core.py (test_console_and_pmsg_survive_a_failed_salvage)."""
-    conf = _kernel_config(testbed.env)
-    if "CONFIG_PSTORE_CONSOLE=y" not in conf or "CONFIG_PSTORE_RAM=m" not in conf:
-        pytest.skip("kernel without CONFIG_PSTORE_CONSOLE=y and CONFIG_PSTORE_RAM=m")
+    salvages it. Runs on the pstore test kernel (tests/e2e/kernel/build.sh):
+    Debian's kernels have no PSTORE_CONSOLE."""
+    testbed = testbed_pstore
     disk = testbed.make_disk("8M", "ext4")
     mark = marker()
     run = testbed.run([
