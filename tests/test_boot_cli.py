@@ -127,9 +127,9 @@ def test_unmounts_what_it_mounted(monkeypatch):
     with open(root + "/board.conf", "a") as f:
         f.write("flash.device = /dev/vda\nflash.fstype = ext4\n")
     calls = []
-    from crashkeep.system import kmod
-    monkeypatch.setattr(kmod, "mount", lambda *a: calls.append("mount"))
-    monkeypatch.setattr(kmod, "umount", lambda *a: calls.append("umount"))
+    from crashkeep.system import syscall
+    monkeypatch.setattr(syscall, "mount", lambda *a: calls.append("mount"))
+    monkeypatch.setattr(syscall, "umount", lambda *a: calls.append("umount"))
     assert boot(root) == 0
     assert calls == ["mount", "umount"]
 

@@ -5,14 +5,14 @@ import os
 import pytest
 
 from crashkeep.formats import boardconf
-from crashkeep.system import kmod, _syscall_py as _kmod_py
+from crashkeep.system import kmod, syscall, _syscall_py
 from crashkeep.errors import DeviceError
 
 BOARD = os.path.join(os.path.dirname(__file__), "..", "board-configs", "qemu-x86_64.conf")
-TWINS = [_kmod_py]
+TWINS = [_syscall_py]
 try:
-    from crashkeep.system import _syscall_c as _kmod_c
-    TWINS.append(_kmod_c)
+    from crashkeep.system import _syscall_c
+    TWINS.append(_syscall_c)
 except ImportError:   # pure run (CRASHKEEP_PUREPYTHON=1 CI leg has no .so)
     pass
 
@@ -75,7 +75,7 @@ def test_find_standard_place_then_search(tmp_path):
 
 def test_missing_module_is_one_line_error(tmp_path, monkeypatch):
     root = tree(tmp_path, modules=("reed_solomon",))
-    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    monkeypatch.setattr(syscall, "_impl", FakeImpl())
     e = pytest.raises(DeviceError, kmod.load, "ramoops", "", root + "/lib/modules/6.1.0-test/kernel",
                       "fs/pstore/ramoops.ko", root)
     assert str(e.value) == ("Failed to find module 'ramoops.ko' under '%s/lib/modules/6.1.0-test/kernel'"
@@ -96,14 +96,14 @@ def test_builtin_from_modules_builtin(tmp_path, monkeypatch):
     os.makedirs(root + "/lib/modules/6.1.0-test/kernel")
     open(root + "/lib/modules/6.1.0-test/modules.builtin", "w").write(
         "kernel/lib/reed_solomon/reed_solomon.ko\nkernel/fs/pstore/ramoops.ko\n")
-    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    monkeypatch.setattr(syscall, "_impl", FakeImpl())
     mdir = root + "/lib/modules/6.1.0-test/kernel"
     assert kmod.load("ramoops", "", mdir, "fs/pstore/ramoops.ko", root) == kmod.BUILTIN
 
 
 def test_eexist_is_success(tmp_path, monkeypatch):
     root = tree(tmp_path)
-    monkeypatch.setattr(kmod, "_impl", FakeImpl(finit_errno=errno.EEXIST))
+    monkeypatch.setattr(syscall, "_impl", FakeImpl(finit_errno=errno.EEXIST))
     mdir = root + "/lib/modules/6.1.0-test/kernel"
     assert kmod.load("mtd", "", mdir, "drivers/mtd/mtd.ko", root) == kmod.ALREADY
 
@@ -111,7 +111,7 @@ def test_eexist_is_success(tmp_path, monkeypatch):
 def test_enosys_falls_back_to_init_module(tmp_path, monkeypatch):
     root = tree(tmp_path)
     fake = FakeImpl(finit_errno=errno.ENOSYS)
-    monkeypatch.setattr(kmod, "_impl", fake)
+    monkeypatch.setattr(syscall, "_impl", fake)
     mdir = root + "/lib/modules/6.1.0-test/kernel"
     assert kmod.load("phram", "phram=x,0x1000,0x1000", mdir, "drivers/mtd/devices/phram.ko",
                      root) == kmod.LOADED
@@ -120,7 +120,7 @@ def test_enosys_falls_back_to_init_module(tmp_path, monkeypatch):
 
 def test_enosys_and_unreadable_file_is_a_device_error(tmp_path, monkeypatch):
     root = tree(tmp_path)
-    monkeypatch.setattr(kmod, "_impl", FakeImpl(finit_errno=errno.ENOSYS))
+    monkeypatch.setattr(syscall, "_impl", FakeImpl(finit_errno=errno.ENOSYS))
     mdir = root + "/lib/modules/6.1.0-test/kernel"
     ko = mdir + "/drivers/mtd/mtd.ko"
     os.remove(ko)
@@ -131,7 +131,7 @@ def test_enosys_and_unreadable_file_is_a_device_error(tmp_path, monkeypatch):
 
 def test_kernel_refusal_names_the_file(tmp_path, monkeypatch):
     root = tree(tmp_path)
-    monkeypatch.setattr(kmod, "_impl", FakeImpl(finit_errno=errno.ENOEXEC))
+    monkeypatch.setattr(syscall, "_impl", FakeImpl(finit_errno=errno.ENOEXEC))
     mdir = root + "/lib/modules/6.1.0-test/kernel"
     e = pytest.raises(DeviceError, kmod.load, "mtd", "", mdir, "drivers/mtd/mtd.ko", root)
     assert "Failed to load module '%s/drivers/mtd/mtd.ko'" % mdir in str(e.value)
@@ -141,7 +141,7 @@ def test_kernel_refusal_names_the_file(tmp_path, monkeypatch):
 def test_load_for_board_order_and_parameters(tmp_path, monkeypatch, board):
     root = tree(tmp_path)
     fake = FakeImpl()
-    monkeypatch.setattr(kmod, "_impl", fake)
+    monkeypatch.setattr(syscall, "_impl", fake)
     res = kmod.load_for_board(board, root)
     assert [c[1] for c in fake.calls] == ["reed_solomon.ko", "ramoops.ko", "mtd.ko", "phram.ko"]
     assert fake.calls[1][2] == ("mem_address=0x1f000000 mem_size=0x80000 record_size=0x10000 "
@@ -155,7 +155,7 @@ def test_load_for_board_order_and_parameters(tmp_path, monkeypatch, board):
 
 def test_load_for_board_missing_ramoops_still_loads_phram(tmp_path, monkeypatch, board):
     root = tree(tmp_path, modules=("reed_solomon", "mtd", "phram"))
-    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    monkeypatch.setattr(syscall, "_impl", FakeImpl())
     res = kmod.load_for_board(board, root)
     assert "ramoops.ko" in res.errors["ramoops"]
     assert res.ok("phram") and not res.ok("ramoops")
@@ -164,7 +164,7 @@ def test_load_for_board_missing_ramoops_still_loads_phram(tmp_path, monkeypatch,
 def test_failed_dependency_fails_its_user(tmp_path, monkeypatch, board):
     root = tree(tmp_path, modules=("ramoops", "mtd", "phram"))
     fake = FakeImpl()
-    monkeypatch.setattr(kmod, "_impl", fake)
+    monkeypatch.setattr(syscall, "_impl", fake)
     res = kmod.load_for_board(board, root)
     assert "reed_solomon.ko" in res.errors["ramoops"]
     assert "ramoops.ko" not in [c[1] for c in fake.calls]
@@ -177,7 +177,7 @@ def test_loaded_with_other_parameters_is_a_warning(tmp_path, monkeypatch, board)
     (tmp_path / "sys/module/ramoops/initstate").write_text("live\n")
     (p / "mem_address").write_text("520093696\n")    # 0x1f000000: same
     (p / "record_size").write_text("4096\n")         # differs
-    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    monkeypatch.setattr(syscall, "_impl", FakeImpl())
     res = kmod.load_for_board(board, root)
     assert res.status["ramoops"] == kmod.ALREADY
     assert res.warnings == ["ramoops is loaded with record_size=4096, the board says 0x10000"]
@@ -189,18 +189,10 @@ def test_phram_loaded_without_our_device_gets_it_through_sysfs(tmp_path, monkeyp
     (tmp_path / "sys/module/phram/initstate").write_text("live\n")
     (tmp_path / "sys/module/phram/parameters/phram").write_text("")
     (tmp_path / "proc/mtd").write_text("dev:    size   erasesize  name\n")
-    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    monkeypatch.setattr(syscall, "_impl", FakeImpl())
     res = kmod.load_for_board(board, root, want=("phram",))
     assert (tmp_path / "sys/module/phram/parameters/phram").read_text() == "crashkeep,0x1f080000,0x80000"
     assert not res.warnings
-
-
-def test_mtd_by_name(tmp_path):
-    (tmp_path / "proc").mkdir()
-    (tmp_path / "proc/mtd").write_text('dev:    size   erasesize  name\nmtd0: 00100000 00001000 "other"\n'
-                                       'mtd1: 00080000 00001000 "crashkeep"\n')
-    assert kmod.mtd_by_name("crashkeep", str(tmp_path)) == (1, 0x80000)
-    assert kmod.mtd_by_name("nope", str(tmp_path)) is None
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=lambda m: m.IMPL)
@@ -209,7 +201,7 @@ def test_real_syscall_refuses_garbage(tmp_path, monkeypatch, twin):
     non-module (EINVAL/ENOEXEC as root, EPERM otherwise, ENOSYS without modules)."""
     bad = tmp_path / "bad.ko"
     bad.write_bytes(b"not a module")
-    monkeypatch.setattr(kmod, "_impl", twin)
+    monkeypatch.setattr(syscall, "_impl", twin)
     e = pytest.raises(DeviceError, kmod.insert, str(bad), "")
     assert str(e.value).startswith("Failed to load module '%s': " % bad)
     with pytest.raises(OSError) as oe:

@@ -83,3 +83,11 @@ def test_read_only_device_message(monkeypatch):
     monkeypatch.setattr(builtins, "open", ro_open)
     with pytest.raises(DeviceError, match="for writing: .*read-only device"):
         mtd.open_device("/dev/mtd0ro")
+
+
+def test_by_name_reads_proc_mtd(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/mtd").write_text('dev:    size   erasesize  name\nmtd0: 00100000 00001000 "other"\n'
+                                       'mtd1: 00080000 00001000 "crashkeep"\n')
+    assert mtd.by_name("crashkeep", str(tmp_path)) == (1, 0x80000)
+    assert mtd.by_name("nope", str(tmp_path)) is None

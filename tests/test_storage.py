@@ -6,7 +6,7 @@ import os
 import pytest
 
 from crashkeep.formats import boardconf
-from crashkeep.system import storage, kmod
+from crashkeep.system import storage, syscall
 from crashkeep.errors import DeviceError, NoSpaceError
 
 
@@ -83,8 +83,8 @@ def test_open_target_mounts_and_unmounts(tmp_path, monkeypatch):
     (tmp_path / "dev").mkdir()
     (tmp_path / "dev/vda").write_bytes(b"")
     calls = []
-    monkeypatch.setattr(kmod, "mount", lambda *a: calls.append(("mount",) + a))
-    monkeypatch.setattr(kmod, "umount", lambda *a: calls.append(("umount",) + a))
+    monkeypatch.setattr(syscall, "mount", lambda *a: calls.append(("mount",) + a))
+    monkeypatch.setattr(syscall, "umount", lambda *a: calls.append(("umount",) + a))
     t = storage.open_target(board("flash.device = /dev/vda\nflash.fstype = ext4\n"
                                   "flash.options = noatime,commit=1\n"), str(tmp_path))
     mp = str(tmp_path) + "/run/crashkeep/flash"
@@ -100,7 +100,7 @@ def test_open_target_read_only_device(tmp_path, monkeypatch):
 
     def erofs(*a):
         raise OSError(errno.EROFS, "Read-only file system", a[1])
-    monkeypatch.setattr(kmod, "mount", erofs)
+    monkeypatch.setattr(syscall, "mount", erofs)
     with pytest.raises(DeviceError) as e:
         storage.open_target(board("flash.device = /dev/vda\nflash.fstype = ext4\n"), str(tmp_path))
     assert "read-only device" in str(e.value)
@@ -111,7 +111,7 @@ def test_already_mounted_is_reused(tmp_path, monkeypatch):
     (tmp_path / "dev/vda").write_bytes(b"")
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc/mounts").write_text("/dev/vda /run/crashkeep/flash ext4 rw 0 0\n")
-    monkeypatch.setattr(kmod, "mount", lambda *a: pytest.fail("mounted twice"))
+    monkeypatch.setattr(syscall, "mount", lambda *a: pytest.fail("mounted twice"))
     t = storage.open_target(board("flash.device = /dev/vda\nflash.fstype = ext4\n"), str(tmp_path))
     assert not t.mounted
 
@@ -141,13 +141,13 @@ def tmpfs(tmp_path):
     mp = tmp_path / "mnt"
     mp.mkdir()
     try:
-        kmod.mount("none", str(mp), "tmpfs", 0, "size=64k")
+        syscall.mount("none", str(mp), "tmpfs", 0, "size=64k")
     except OSError as e:
         if e.errno == errno.EPERM:
             pytest.skip("not allowed to mount here")
         raise
     yield str(mp)
-    kmod.umount(str(mp))
+    syscall.umount(str(mp))
 
 
 def test_full_filesystem_for_real(tmpfs):
@@ -159,7 +159,7 @@ def test_full_filesystem_for_real(tmpfs):
 
 
 def test_read_only_filesystem_for_real(tmpfs):
-    kmod.mount("none", tmpfs, "tmpfs", storage.MS_RDONLY | 32, "")   # 32 = MS_REMOUNT
+    syscall.mount("none", tmpfs, "tmpfs", storage.MS_RDONLY | 32, "")   # 32 = MS_REMOUNT
     with pytest.raises(DeviceError) as e:
         storage.write_durable(tmpfs, "x", b"1")
     assert "Read-only file system" in str(e.value)

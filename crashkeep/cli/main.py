@@ -31,8 +31,8 @@ def run_command(cmd, raw):
         say_error("Failed: %s%s" % (strerror(e), " '%s'" % fn if fn else ""))
         return 1
     except Exception as e:  # the last guard: no traceback on a serial console
-        import os
-        if os.getenv("CRASHKEEP_DEBUG"):
+        from crashkeep.compat import getenv
+        if getenv("CRASHKEEP_DEBUG"):
             raise
         say_error("internal error: %s: %s (CRASHKEEP_DEBUG=1 shows more)"
                   % (type(e).__name__, e))

@@ -3,6 +3,7 @@
 Importing this module costs nothing: the operation modules are imported only
 when their command runs (or when the typer app is built).
 """
+from crashkeep.compat import import_module
 
 # top-level word -> operation module holding COMMANDS for it
 MODULES = [
@@ -38,13 +39,6 @@ def module_for(word):
     return None
 
 
-def load_module(name):
-    mod = __import__(name)
-    for part in name.split(".")[1:]:
-        mod = getattr(mod, part)
-    return mod
-
-
 def find(argv):
     """(Command, rest of argv) for argv after the program name, or (None, argv)."""
     if not argv:
@@ -53,7 +47,7 @@ def find(argv):
     if mod_name is None:
         return None, argv
     best = None
-    for cmd in load_module(mod_name).COMMANDS:
+    for cmd in import_module(mod_name).COMMANDS:
         n = len(cmd.path)
         if tuple(argv[:n]) == cmd.path and (best is None or n > len(best.path)):
             best = cmd
@@ -70,7 +64,7 @@ def all_commands():
             continue
         seen.append(mod_name)
         try:
-            mod = load_module(mod_name)
+            mod = import_module(mod_name)
         except ImportError:
             continue
         out.extend(mod.COMMANDS)

@@ -270,17 +270,11 @@ def live_problems(board, root="/"):
                 problems.append("ramoops is loaded with %s=0x%x, the board says 0x%x"
                                 % (key, loaded, want))
     if board.has_phram:
-        try:
-            mtd = read_text(path_join(root, "proc/mtd"))
-        except OSError:
-            mtd = ""
-        want = '"%s"' % board.get("phram.name")
-        for line in mtd.split("\n"):
-            if line.endswith(want):
-                size = int(line.split()[1], 16)
-                if size != board.get("phram.len"):
-                    problems.append("phram %s is loaded with size 0x%x, the board says 0x%x"
-                                    % (want, size, board.get("phram.len")))
+        from crashkeep.system import mtd
+        got = mtd.by_name(board.get("phram.name"), root)
+        if got is not None and got[1] != board.get("phram.len"):
+            problems.append('phram "%s" is loaded with size 0x%x, the board says 0x%x'
+                            % (board.get("phram.name"), got[1], board.get("phram.len")))
     return problems
 
 

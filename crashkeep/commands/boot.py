@@ -38,7 +38,7 @@ import time
 from crashkeep.ops import bootstate
 from crashkeep.system import storage
 from crashkeep.compat import path_join, monotonic, crc32, strerror
-from crashkeep.system.kmod import sysos as os, getenv, exists, is_dir
+from crashkeep.compat import sysos as os, getenv, exists, is_dir, kmsg
 from crashkeep.commands.spec import Command, Param
 from crashkeep.errors import CrashkeepError, DeviceError
 from crashkeep.ops.bundles import (LEDGER, STAGING, DOOMED, META, bundle_name, list_bundles,
@@ -571,9 +571,9 @@ class Run:
     def close(self):
         self.close_area()
         if self.pstore_mounted:
-            from crashkeep.system import kmod
+            from crashkeep.system import syscall
             try:
-                kmod.umount(self.pstore_root)
+                syscall.umount(self.pstore_root)
             except OSError as e:
                 self.notes.append("Failed to unmount '%s': %s" % (self.pstore_root, strerror(e)))
             self.pstore_mounted = False
@@ -613,11 +613,7 @@ def log(line, root="/"):
         sys.stdout.flush()
     except AttributeError:
         pass
-    try:
-        with open(path_join(root, "dev/kmsg"), "wb") as f:
-            f.write(("<5>" + line[:900] + "\n").encode())
-    except OSError:
-        pass
+    kmsg(line, path_join(root, "dev/kmsg"), 5)
 
 
 def _alarm(seconds, handler):

@@ -34,7 +34,7 @@ def run_copy(opts):
         total = opts.tail
     else:
         try:
-            from crashkeep.system.mtd import sysos
+            from crashkeep.compat import sysos
             total = sysos.stat(opts.src)[6] - opts.skip
         except OSError:
             total = None

@@ -12,6 +12,7 @@ import time
 
 from crashkeep.formats import elfcore, unwind
 from crashkeep import limits
+from crashkeep import compat
 from crashkeep.compat import basename, monotonic, path_join, read_text, strerror
 from crashkeep.commands.spec import Command, Param
 from crashkeep.errors import ConfigError, CrashkeepError, DeviceError, FormatError
@@ -325,13 +326,9 @@ def record_name(comm, pid):
     return "core-%s-%d" % (safe, pid)
 
 
-def kmsg(text, dev="/dev/kmsg"):
-    """One line to the kernel log: the only place a pipe handler's words are seen."""
-    try:
-        with open(dev, "w") as f:
-            f.write("crashkeep: %s\n" % text)
-    except OSError:
-        pass
+def kmsg(text):
+    """A line for the kernel log: the only place a pipe handler's words are seen."""
+    compat.kmsg("crashkeep: " + text)
 
 
 class RateLimited(CrashkeepError):
@@ -454,7 +451,7 @@ def core_saver(board, name):
         return None
     d = board.get("core.dir")
     try:
-        _mkdirs(d)
+        compat.makedirs(d)
         return CoreSaver(d, name, board.get("core.max_bytes"))
     except ImportError:
         kmsg("not saving the core: no zlib here, ignoring")
@@ -707,7 +704,7 @@ def install(opts):
     pat = pattern_for(opts)
     state = path_join(opts.root, STATE_FILE)
     if " core " not in cur or "crashkeep" not in cur:
-        _mkdirs(state.rsplit("/", 1)[0])
+        compat.makedirs(state.rsplit("/", 1)[0])
         try:
             with open(state, "w") as f:
                 f.write(cur + "\n")
@@ -753,21 +750,6 @@ def _write(path, text):
             f.write(text + "\n")
     except OSError as e:
         raise DeviceError("Failed to write '%s': %s" % (path, strerror(e)))
-
-
-def _mkdirs(d):
-    import os
-    parts = d.split("/")
-    cur = ""
-    for p in parts:
-        if not p:
-            cur += "/" if not cur else ""
-            continue
-        cur = p if not cur else (cur.rstrip("/") + "/" + p)
-        try:
-            os.mkdir(cur)
-        except OSError:
-            pass
 
 
 BOARD = Param("board", help="Board config (default $CRASHKEEP_BOARD, else %s)." % DEFAULT_BOARD)

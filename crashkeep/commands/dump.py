@@ -79,8 +79,7 @@ def _table(out, section):
 def _board_if_any(opts):
     from crashkeep.formats import boardconf
     from crashkeep.system import keeparea
-    from crashkeep.compat import exists
-    from crashkeep.system.mtd import getenv
+    from crashkeep.compat import exists, getenv
     path = opts.board or getenv("CRASHKEEP_BOARD")
     if path:
         return boardconf.load(path)
@@ -90,7 +89,7 @@ def _board_if_any(opts):
 
 
 def run_list(opts):
-    from crashkeep.cli.registry import load_module
+    from crashkeep.compat import import_module
     out = sys.stdout
     result = {}
     rc = 0
@@ -101,7 +100,7 @@ def run_list(opts):
         if board is None and (len(entry) < 3 or entry[2]):
             continue
         try:
-            sec = getattr(load_module(mod_name), fn_name)(opts, board)
+            sec = getattr(import_module(mod_name), fn_name)(opts, board)
         except CrashkeepError as e:
             # one missing source (no phram loaded) must not hide the others
             sys.stderr.write("crashkeep: %s\n" % e)
@@ -193,10 +192,11 @@ def run_dump(opts):
 def dump_raw(opts):
     """The whole region: the bytes of `dd if=/dev/mtdX bs=<len> count=1`."""
     from crashkeep.system import keeparea, blockcopy, mtd
+    from crashkeep.compat import getenv
     if opts.name or opts.all or opts.json:
         raise ConfigError("dump: --raw takes no NAME, --all or --json")
     board = None
-    board_path = opts.board or mtd.getenv("CRASHKEEP_BOARD")
+    board_path = opts.board or getenv("CRASHKEEP_BOARD")
     if board_path or not (opts.device or keeparea._env_device()):
         from crashkeep.formats import boardconf
         board = boardconf.load(board_path or keeparea.DEFAULT_BOARD)

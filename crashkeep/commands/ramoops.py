@@ -8,7 +8,7 @@ the size of SOURCE), so the parameters given to insmod reproduce the kernel's
 import sys
 
 from crashkeep.formats import ramoops
-from crashkeep.compat import strerror, errno_of
+from crashkeep.compat import strerror, errno_of, makedirs
 from crashkeep.commands.spec import Command, Param
 from crashkeep.errors import ConfigError, DeviceError, FormatError
 from crashkeep.limits import REGION_SIZE_MAX
@@ -53,27 +53,9 @@ def params_from(opts, source_size=None):
 
 def source_path(source):
     if source.startswith("mtd:"):
-        try:
-            from crashkeep.system import mtd
-        except ImportError:
-            mtd = None
-        if mtd is not None:
-            return mtd.resolve(source)
-        return "/dev/mtd%d" % _find_mtd(source[4:])
+        from crashkeep.system import mtd
+        return mtd.resolve(source)
     return source
-
-
-def _find_mtd(name, proc="/proc"):
-    """Minimal /proc/mtd lookup for when crashkeep.system.mtd is absent."""
-    from crashkeep.compat import read_text
-    try:
-        text = read_text(proc + "/mtd")
-    except OSError as e:
-        raise DeviceError("Failed to read '%s/mtd': %s" % (proc, strerror(e)))
-    for line in text.split("\n"):
-        if line.startswith("mtd") and line.rstrip().endswith('"%s"' % name):
-            return int(line.split(":")[0][3:])
-    raise DeviceError("Failed to find MTD device '%s' in %s/mtd" % (name, proc))
 
 
 def _size_of(path, f):
@@ -187,26 +169,13 @@ def _what(rec):
 def extract(opts):
     data, p = read_source(opts)
     recs = ramoops.read_region(data, p, inflate=not opts.no_inflate)
-    _makedirs(opts.out)
+    makedirs(opts.out)
     for r in recs:
         _write(opts.out, r)
         out("%-26s %7d  %s  %s" % (r.name, len(r.data), _fmt_time(r.time), _what(r)))
     if not recs:
         out("no records")
     return 0
-
-
-def _makedirs(path):
-    import os
-    parts = [x for x in path.split("/") if x]
-    cur = "/" if path.startswith("/") else ""
-    for x in parts:
-        cur = cur + x if cur in ("", "/") else cur + "/" + x
-        try:
-            os.mkdir(cur)
-        except OSError as e:
-            if errno_of(e) != 17:      # EEXIST
-                raise DeviceError("Failed to create '%s': %s" % (cur, strerror(e)))
 
 
 def _write(dirpath, rec):

@@ -20,7 +20,7 @@ BOARD_PARAMS = [
 def _abspath(path):
     if path.startswith("/") or path == "-":
         return path
-    from crashkeep.system.mtd import sysos
+    from crashkeep.compat import sysos
     return sysos.getcwd().rstrip("/") + "/" + path
 
 
@@ -31,7 +31,7 @@ def read_tail(path, limit):
     and character devices are read to the end through a `limit`-byte ring.
     """
     from crashkeep.compat import strerror
-    from crashkeep.system.mtd import sysos
+    from crashkeep.compat import sysos
     import sys
     from crashkeep.errors import DeviceError
     try:
@@ -82,7 +82,7 @@ def save_once(area, opts, flags=0):
 
 
 def _stamp(path):
-    from crashkeep.system.mtd import sysos
+    from crashkeep.compat import sysos
     try:
         st = sysos.stat(path)
     except OSError:

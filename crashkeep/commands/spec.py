@@ -79,8 +79,8 @@ def convert(cmd, raw):
     for p in cmd.params:
         v = raw.get(p.dest)
         if v is None and p.envvar:
-            import os
-            v = os.getenv(p.envvar)
+            from crashkeep.compat import getenv
+            v = getenv(p.envvar)
         if v is None or (p.multiple and not v):
             if p.required:
                 raise UsageError("%s: missing %s" % (cmd.name, p.metavar if p.positional else p.flag))

@@ -3,17 +3,9 @@
 Accelerated unit: _drain_c (Cython, read(2) straight into one buffer) or
 _drain_py (readinto loop), same names; pure on MicroPython or CRASHKEEP_PUREPYTHON=1.
 """
-import os
+from crashkeep.compat import twin
 
-from crashkeep.compat import MICROPYTHON
-
-if MICROPYTHON or os.getenv("CRASHKEEP_PUREPYTHON") == "1":
-    from crashkeep.formats import _drain_py as _impl
-else:
-    try:
-        from crashkeep.formats import _drain_c as _impl
-    except ImportError:
-        from crashkeep.formats import _drain_py as _impl
+_impl = twin("crashkeep.formats", "drain")
 
 IMPL = _impl.IMPL
 LIMIT_MAX = 1 << 62     # offsets from a core header reach 2**64; no stream is that long

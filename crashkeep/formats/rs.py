@@ -8,17 +8,9 @@ MicroPython or CRASHKEEP_PUREPYTHON=1, or when the extension is missing.
     decode_blocks(buf, data_off, size, cap, par_off, nroots, block=128)
         -> (corrected, bad_blocks) over the blocks covering [0, size)
 """
-import os
+from crashkeep.compat import twin
 
-from crashkeep.compat import MICROPYTHON
-
-if MICROPYTHON or os.getenv("CRASHKEEP_PUREPYTHON") == "1":
-    from crashkeep.formats import _rs_py as _impl
-else:
-    try:
-        from crashkeep.formats import _rs_c as _impl
-    except ImportError:
-        from crashkeep.formats import _rs_py as _impl
+_impl = twin("crashkeep.formats", "rs")
 
 IMPL = _impl.IMPL
 encode = _impl.encode

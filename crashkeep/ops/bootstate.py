@@ -101,13 +101,13 @@ def read_boot_id(root="/"):
 
 def open_keep_area(board, root="/", override=None):
     """The board's keep area (phram), or DeviceError."""
-    from crashkeep.system import keeparea, kmod
+    from crashkeep.system import keeparea, mtd
     from crashkeep.compat import path_join
     if override:
         return keeparea.open_area(override)
     if not board.has_phram:
         raise DeviceError("%s: no phram keep area configured" % board.path)
-    got = kmod.mtd_by_name(board.get("phram.name"), root)
+    got = mtd.by_name(board.get("phram.name"), root)
     if got is None:
         raise DeviceError("Failed to find MTD device '%s' in '%s'"
                           % (board.get("phram.name"), path_join(root, "proc/mtd")))

@@ -15,17 +15,10 @@ once here.
 """
 import sys
 
-from crashkeep.compat import MICROPYTHON, strerror
+from crashkeep.compat import MICROPYTHON, strerror, sysos, twin
 from crashkeep.errors import DeviceError, ConfigError
-from crashkeep.system.mtd import sysos, getenv     # posix, not os: see mtd.py
 
-if MICROPYTHON or getenv("CRASHKEEP_PUREPYTHON") == "1":
-    from crashkeep.system import _blockcopy_py as _impl
-else:
-    try:
-        from crashkeep.system import _blockcopy_c as _impl
-    except ImportError:
-        from crashkeep.system import _blockcopy_py as _impl
+_impl = twin("crashkeep.system", "blockcopy")
 
 IMPL = _impl.IMPL
 copy_range = _impl.copy_range

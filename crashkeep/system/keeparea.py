@@ -392,7 +392,7 @@ def open_configured(board_path=None, device=None, write=True):
     The board config is read when it names the device (no --device) or when
     --board is given explicitly (its board.firmware then goes into records).
     """
-    from crashkeep.system.mtd import getenv
+    from crashkeep.compat import getenv
     board = None
     board_path = board_path or getenv("CRASHKEEP_BOARD")
     if board_path or not (device or _env_device()):
@@ -402,7 +402,7 @@ def open_configured(board_path=None, device=None, write=True):
 
 
 def _env_device():
-    from crashkeep.system.mtd import getenv
+    from crashkeep.compat import getenv
     return getenv("CRASHKEEP_DEVICE")
 
 

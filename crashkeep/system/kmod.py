@@ -6,55 +6,12 @@ seccomp filter refuses the first (ENOSYS). "Already loaded" (EEXIST) and
 "built in" are success; a module already loaded with parameters other than
 the board's is a warning, not an error. Every root path is a parameter.
 
-The two system calls (and mount/umount, which the same init path needs) come
-from an accelerated unit: _kmod_c (Cython, the static binary has no ctypes)
-or _kmod_py (ctypes; a clear ENOSYS error where there is neither).
+The two system calls come from crashkeep.system.syscall.
 """
-try:
-    import posix as sysos     # the builtin: importing `os` costs ms in the static binary
-except ImportError:
-    import os as sysos        # MicroPython
-
-from crashkeep.compat import MICROPYTHON, path_join, read_text, strerror, errno_of
+from crashkeep.compat import sysos, path_join, read_text, strerror, errno_of, exists, is_dir
 from crashkeep.errors import DeviceError
 from crashkeep.limits import MODULE_TREE_ENTRIES_MAX, MODULE_FILE_MAX
-
-
-
-def getenv(name):
-    """$name or None on both runtimes (posix.environ has bytes keys)."""
-    if hasattr(sysos, "getenv"):
-        return sysos.getenv(name)
-    v = sysos.environ.get(name.encode())
-    return None if v is None else v.decode("utf-8", "replace")
-
-
-def exists(path):
-    try:
-        sysos.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def is_dir(path):
-    try:
-        return (sysos.stat(path)[0] & 0o170000) == 0o040000
-    except OSError:
-        return False
-
-
-if MICROPYTHON or getenv("CRASHKEEP_PUREPYTHON") == "1":
-    from crashkeep.system import _syscall_py as _impl
-else:
-    try:
-        from crashkeep.system import _syscall_c as _impl
-    except ImportError:
-        from crashkeep.system import _syscall_py as _impl
-
-IMPL = _impl.IMPL
-mount = _impl.mount
-umount = _impl.umount
+from crashkeep.system import syscall
 
 EEXIST = 17
 ENOENT = 2
@@ -143,7 +100,7 @@ def _builtin_listed(name, root, mdir):
 def insert(path, params=""):
     """Insert one module file; True if inserted, False if it was already there."""
     try:
-        _impl.finit_module(path, params)
+        syscall.finit_module(path, params)
         return True
     except OSError as e:
         err = errno_of(e)
@@ -160,7 +117,7 @@ def insert(path, params=""):
         raise DeviceError("Failed to load module '%s': larger than %d bytes"
                           % (path, MODULE_FILE_MAX))
     try:
-        _impl.init_module(image, params, path)
+        syscall.init_module(image, params, path)
         return True
     except OSError as e:
         if errno_of(e) == EEXIST:
@@ -210,23 +167,6 @@ def param_mismatches(name, args, root="/"):
     return out
 
 
-def mtd_by_name(name, root="/"):
-    """(index, size) of the MTD device called name in /proc/mtd, or None."""
-    try:
-        text = read_text(path_join(root, "proc/mtd"))
-    except OSError:
-        return None
-    want = '"%s"' % name
-    for line in text.split("\n"):
-        parts = line.split()
-        if len(parts) >= 4 and parts[0].startswith("mtd") and parts[-1] == want:
-            try:
-                return int(parts[0][3:].rstrip(":")), int(parts[1], 16)
-            except ValueError:
-                return None
-    return None
-
-
 class Result:
     def __init__(self):
         self.status = {}     # name -> LOADED / ALREADY / BUILTIN
@@ -274,9 +214,10 @@ def load_for_board(board, root="/", want=("ramoops", "phram")):
 
 def _phram_device(board, res, root):
     """phram loaded earlier (or built in) may lack our device: add it through sysfs."""
+    from crashkeep.system import mtd
     from crashkeep.commands.board import phram_arg
     name = board.get("phram.name")
-    got = mtd_by_name(name, root)
+    got = mtd.by_name(name, root)
     if got is not None:
         if got[1] != board.get("phram.len"):
             res.warnings.append("phram device %s has size 0x%x, the board says 0x%x"

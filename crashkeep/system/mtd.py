@@ -18,24 +18,8 @@ A device is named `/dev/mtdN`, `mtd:NAME` (looked up in /proc/mtd, then
 root path is a parameter so tests run on a fake tree. CPython asks the device
 with MEMGETINFO; MicroPython (no ioctl) reads the same facts from sysfs.
 """
-from crashkeep.compat import errno_of, strerror, basename, read_text
+from crashkeep.compat import errno_of, strerror, basename, read_text, sysos
 from crashkeep.errors import DeviceError
-
-try:
-    # CPython: the builtin under `os`, loaded at start-up. Without site (the
-    # static binary) `os` itself is not, and importing it costs ~1 ms of a
-    # 10 ms save; the save path needs only stat/getcwd/listdir/environ.
-    import posix as sysos
-except ImportError:
-    import os as sysos      # MicroPython
-
-
-def getenv(name):
-    """$name or None, on both runtimes (posix.environ has bytes keys)."""
-    if hasattr(sysos, "getenv"):
-        return sysos.getenv(name)
-    v = sysos.environ.get(name.encode())
-    return None if v is None else v.decode("utf-8", "surrogateescape")
 
 # mtd-abi.h MTD_* types and the names sysfs prints for them (mtd_type_show)
 TYPES = {0: "absent", 1: "ram", 2: "rom", 3: "nor", 4: "nand", 6: "dataflash", 7: "ubi",
@@ -113,6 +97,18 @@ def parse_proc_mtd(text):
             continue
         out.append((idx, size, es, parts[2].strip().strip('"')))
     return out
+
+
+def by_name(name, root="/"):
+    """(index, size) of the MTD device called name in <root>/proc/mtd, or None."""
+    try:
+        text = read_text(root.rstrip("/") + "/proc/mtd")
+    except OSError:
+        return None
+    for idx, size, _es, n in parse_proc_mtd(text):
+        if n == name:
+            return idx, size
+    return None
 
 
 def _sys_mtd(root, idx, attr):

@@ -3,7 +3,7 @@
 Layout source: fs/pstore/inode.c (pstore_mkfile names files
 "<type>-<backend>-<id>[.enc.z]", mode 0444; mtime = record time when the
 record has one; unlink calls the backend's erase, which for ramoops zaps the
-zone). Mounting uses kmod.mount: mount(2) from the compiled unit in the static
+zone). Mounting uses syscall.mount: mount(2) from the compiled unit in the static
 binary, ctypes or mount(8) in the pure twin.
 """
 from crashkeep.compat import path_join, strerror, errno_of, read_text
@@ -121,12 +121,12 @@ def is_mounted(root=DEFAULT_ROOT, proc="/proc"):
 
 def ensure_mounted(root=DEFAULT_ROOT, proc="/proc", mount=None):
     """Mount pstore at root unless it is there already; True if we mounted it.
-    mount: function(source, target, fstype) (tests); default kmod.mount."""
+    mount: function(source, target, fstype) (tests); default syscall.mount."""
     if is_mounted(root, proc):
         return False
     if mount is None:
-        from crashkeep.system import kmod
-        mount = kmod.mount
+        from crashkeep.system import syscall
+        mount = syscall.mount
     try:
         mount("pstore", root, "pstore")
     except OSError as e:

@@ -6,14 +6,13 @@ the directory → read the file back and compare. A power cut at any point
 leaves either the old file or the new one, never a torn one, and a caller
 may clear the source only after this returned.
 
-Mounting uses mount(2) from the compiled unit (kmod.mount): the static binary
+Mounting uses mount(2) from the compiled unit (syscall.mount): the static binary
 has no ctypes and forking busybox mount costs milliseconds on a slow board;
 the pure twin uses ctypes or falls back to mount(8).
 """
-from crashkeep import compat
-from crashkeep.compat import path_join, strerror, errno_of, read_text
-from crashkeep.system.kmod import sysos as os, exists, is_dir
-from crashkeep.errors import DeviceError, NoSpaceError
+from crashkeep.compat import path_join, errno_of, read_text, sysos as os, exists, is_dir
+from crashkeep.compat import fsync_file, fsync_dir, makedirs, os_error as _fail
+from crashkeep.errors import DeviceError
 
 ENOSPC = 28
 EROFS = 30
@@ -31,34 +30,6 @@ SLACK_BYTES = 64 << 10     # kept free on the target beyond what a bundle needs
 # mount -o words that are flags to mount(2), the rest go to the filesystem
 _FLAGS = {"ro": MS_RDONLY, "rw": 0, "noatime": MS_NOATIME, "sync": MS_SYNCHRONOUS,
           "nodev": MS_NODEV, "nosuid": MS_NOSUID, "noexec": MS_NOEXEC, "defaults": 0}
-
-
-def fsync_file(f):
-    """flush + fsync(2); MicroPython has no fsync: _compat syncs everything there."""
-    if not hasattr(os, "fsync"):
-        compat.fsync_file(f)
-        return
-    f.flush()
-    os.fsync(f.fileno())
-
-
-def fsync_dir(path):
-    if not hasattr(os, "fsync"):
-        compat.fsync_dir(path)
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fail(verb, path, e):
-    err = errno_of(e)
-    msg = "Failed to %s '%s': %s" % (verb, path, strerror(e))
-    if err in (ENOSPC, EDQUOT):
-        return NoSpaceError(msg)
-    return DeviceError(msg)
 
 
 def write_durable(dirpath, name, data, verify=True):
@@ -107,20 +78,6 @@ def read_file(path, limit=1 << 30):
         raise DeviceError("'%s' is larger than %d bytes" % (path, limit))
     with open(path, "rb") as f:
         return f.read(size + 1)
-
-
-def makedirs(path):
-    parts = path.rstrip("/").split("/")
-    cur = ""
-    for p in parts:
-        cur = cur + "/" + p if cur or path.startswith("/") else p
-        if not p or is_dir(cur):
-            continue
-        try:
-            os.mkdir(cur)
-        except OSError as e:
-            if not is_dir(cur):
-                raise _fail("create", cur, e)
 
 
 def remove_tree(path):
@@ -210,9 +167,9 @@ class Target:
 
     def close(self):
         if self.mounted:
-            from crashkeep.system import kmod
+            from crashkeep.system import syscall
             try:
-                kmod.umount(self.mountpoint)
+                syscall.umount(self.mountpoint)
             except OSError as e:
                 raise _fail("unmount", self.mountpoint, e)
             self.mounted = False
@@ -225,7 +182,7 @@ def open_target(board, root="/", create=True):
     mounted there already. No device: flash.mountpoint is an existing directory
     (e.g. a partition the rootfs mounts). root prefixes every path (tests).
     """
-    from crashkeep.system import kmod
+    from crashkeep.system import syscall
     mp_conf = board.get("flash.mountpoint")
     mp = _rooted(root, mp_conf)
     dev = board.get("flash.device")
@@ -239,7 +196,7 @@ def open_target(board, root="/", create=True):
             makedirs(mp)
             flags, data = parse_options(board.get("flash.options"))
             try:
-                kmod.mount(devp, mp, board.get("flash.fstype"), flags, data)
+                syscall.mount(devp, mp, board.get("flash.fstype"), flags, data)
             except OSError as e:
                 # a write-protected block device: EROFS, or EACCES from the block layer
                 if errno_of(e) in (EROFS, EACCES) and not flags & MS_RDONLY:
