@@ -41,9 +41,8 @@ def tree(tmp_path, release="6.1.0-test", modules=("reed_solomon", "ramoops", "mt
     (root / "proc/sys/kernel").mkdir(parents=True)
     (root / "proc/sys/kernel/osrelease").write_text(release + "\n")
     (root / "sys/module").mkdir(parents=True)
-    from crashkeep.commands.board import KERNEL_MODULES
     base = root / "lib/modules" / release / "kernel"
-    for name, rel in KERNEL_MODULES:
+    for name, rel in boardconf.KERNEL_MODULES:
         if name in modules:
             (base / rel).parent.mkdir(parents=True, exist_ok=True)
             (base / rel).write_bytes(b"\x7fELF" + name.encode())

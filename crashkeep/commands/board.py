@@ -5,15 +5,6 @@ from crashkeep.formats import boardconf
 from crashkeep.commands.spec import Command, Param
 from crashkeep.errors import ConfigError
 
-# Kernel modules in load order, with their place in a Debian-style kernel tree.
-KERNEL_MODULES = [
-    ("reed_solomon", "lib/reed_solomon/reed_solomon.ko"),
-    ("ramoops", "fs/pstore/ramoops.ko"),
-    ("mtd", "drivers/mtd/mtd.ko"),
-    ("phram", "drivers/mtd/devices/phram.ko"),
-]
-DEFAULT_MODULE_DIR = "/lib/modules/$(uname -r)/kernel"
-
 CONFIG = Param("config", positional=True, required=True, help="Board config file.")
 
 
@@ -41,25 +32,6 @@ def reserved_ranges(board):
         else:
             merged.append((start, size))
     return merged
-
-
-def ramoops_args(board):
-    keys = ("mem_address", "mem_size", "record_size", "console_size", "ftrace_size",
-            "pmsg_size", "ecc", "mem_type", "max_reason")
-    return ["%s=%s" % (k, _num(board.get("ramoops." + k), k)) for k in keys]
-
-
-def _num(v, key=""):
-    if key in ("ecc", "mem_type", "max_reason"):
-        return "%d" % v
-    return "0x%x" % v if v else "0"
-
-
-def phram_arg(board):
-    s = "%s,0x%x,0x%x" % (board.get("phram.name"), board.get("phram.start"), board.get("phram.len"))
-    if board.has("phram.erasesize"):
-        s += ",0x%x" % board.get("phram.erasesize")
-    return s
 
 
 def layout_dict(board):
@@ -135,9 +107,9 @@ def cmdline(opts):
     elif res == "mem":
         words += mem_banks(board)
     if board.has_ramoops:
-        words += ["ramoops." + a for a in ramoops_args(board)]
+        words += ["ramoops." + a for a in boardconf.ramoops_args(board)]
     if board.has_phram:
-        words.append("phram.phram=" + phram_arg(board))
+        words.append("phram.phram=" + boardconf.phram_arg(board))
     out(" ".join(words))
     if res == "dt":
         sys.stderr.write("note: the region is reserved by the device tree (crashkeep board dts)\n")
@@ -205,18 +177,18 @@ def dts(opts):
 
 def modules(opts):
     board = boardconf.load(opts.config)
-    d = board.get("board.modules") or DEFAULT_MODULE_DIR
+    d = board.get("board.modules") or boardconf.DEFAULT_MODULE_DIR
     # reed_solomon is loaded even without ECC: ramoops.ko links against it
-    for name, rel in KERNEL_MODULES:
+    for name, rel in boardconf.KERNEL_MODULES:
         if name in ("reed_solomon", "ramoops") and not board.has_ramoops:
             continue
         if name in ("mtd", "phram") and not board.has_phram:
             continue
         line = "insmod %s/%s" % (d, rel)
         if name == "ramoops":
-            line += " " + " ".join(ramoops_args(board))
+            line += " " + " ".join(boardconf.ramoops_args(board))
         elif name == "phram":
-            line += " phram=" + phram_arg(board)
+            line += " phram=" + boardconf.phram_arg(board)
         out(line)
     return 0
 

@@ -53,6 +53,15 @@ KEYS = {
     "core.reboot_on": (STR, ""),             # comma-separated process names
 }
 
+# Kernel modules in load order, with their place in a Debian-style kernel tree.
+KERNEL_MODULES = [
+    ("reed_solomon", "lib/reed_solomon/reed_solomon.ko"),
+    ("ramoops", "fs/pstore/ramoops.ko"),
+    ("mtd", "drivers/mtd/mtd.ko"),
+    ("phram", "drivers/mtd/devices/phram.ko"),
+]
+DEFAULT_MODULE_DIR = "/lib/modules/$(uname -r)/kernel"
+
 SUFFIXES = {"k": 1 << 10, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -148,6 +157,25 @@ class Board:
 
     def zones(self):
         return ramoops.layout(self.ramoops_params())
+
+
+def ramoops_args(board):
+    keys = ("mem_address", "mem_size", "record_size", "console_size", "ftrace_size",
+            "pmsg_size", "ecc", "mem_type", "max_reason")
+    return ["%s=%s" % (k, _num(board.get("ramoops." + k), k)) for k in keys]
+
+
+def _num(v, key=""):
+    if key in ("ecc", "mem_type", "max_reason"):
+        return "%d" % v
+    return "0x%x" % v if v else "0"
+
+
+def phram_arg(board):
+    s = "%s,0x%x,0x%x" % (board.get("phram.name"), board.get("phram.start"), board.get("phram.len"))
+    if board.has("phram.erasesize"):
+        s += ",0x%x" % board.get("phram.erasesize")
+    return s
 
 
 def parse(text, path="<config>"):

@@ -10,6 +10,7 @@ The two system calls come from crashkeep.system.syscall.
 """
 from crashkeep.compat import sysos, path_join, read_text, strerror, errno_of, exists, is_dir
 from crashkeep.errors import DeviceError
+from crashkeep.formats import boardconf
 from crashkeep.limits import MODULE_TREE_ENTRIES_MAX, MODULE_FILE_MAX
 from crashkeep.system import syscall
 
@@ -37,8 +38,7 @@ def release(root="/"):
 
 def module_dir(board, root="/"):
     """The board's module tree with `$(uname -r)` expanded, under root."""
-    from crashkeep.commands.board import DEFAULT_MODULE_DIR
-    d = board.get("board.modules") or DEFAULT_MODULE_DIR
+    d = board.get("board.modules") or boardconf.DEFAULT_MODULE_DIR
     if UNAME in d:
         d = d.replace(UNAME, release(root))
     if root not in ("", "/"):
@@ -179,7 +179,6 @@ class Result:
 
 def load_for_board(board, root="/", want=("ramoops", "phram")):
     """Load what the board needs, in dependency order; never raises for one module."""
-    from crashkeep.commands.board import KERNEL_MODULES, ramoops_args, phram_arg
     res = Result()
     mdir = module_dir(board, root)
     need = []
@@ -188,7 +187,7 @@ def load_for_board(board, root="/", want=("ramoops", "phram")):
     if "phram" in want and board.has_phram:
         need += ["mtd", "phram"]
     deps = {"ramoops": "reed_solomon", "phram": "mtd"}
-    for name, rel in KERNEL_MODULES:
+    for name, rel in boardconf.KERNEL_MODULES:
         if name not in need:
             continue
         dep = deps.get(name)
@@ -197,9 +196,9 @@ def load_for_board(board, root="/", want=("ramoops", "phram")):
             continue
         args = []
         if name == "ramoops":
-            args = ramoops_args(board)
+            args = boardconf.ramoops_args(board)
         elif name == "phram":
-            args = ["phram=" + phram_arg(board)]
+            args = ["phram=" + boardconf.phram_arg(board)]
         try:
             res.status[name] = load(name, " ".join(args), mdir, rel, root)
         except DeviceError as e:
@@ -215,7 +214,6 @@ def load_for_board(board, root="/", want=("ramoops", "phram")):
 def _phram_device(board, res, root):
     """phram loaded earlier (or built in) may lack our device: add it through sysfs."""
     from crashkeep.system import mtd
-    from crashkeep.commands.board import phram_arg
     name = board.get("phram.name")
     got = mtd.by_name(name, root)
     if got is not None:
@@ -228,7 +226,7 @@ def _phram_device(board, res, root):
     p = path_join(root, "sys/module/phram/parameters/phram")
     try:
         with open(p, "w") as f:
-            f.write(phram_arg(board))
+            f.write(boardconf.phram_arg(board))
     except OSError as e:
         res.warnings.append("Failed to add phram device '%s' through '%s': %s"
                             % (name, p, strerror(e)))
