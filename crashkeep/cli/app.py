@@ -22,7 +22,7 @@ def _typer_param(p):
                                  help=p.help, show_default=False)
     else:
         ann = List[str] if p.multiple else Optional[str]
-        names = [p.flag] + (["-" + p.short] if p.short else [])
+        names = [p.flag] + list(p.aliases) + (["-" + p.short] if p.short else [])
         d = None if p.default is None else str(p.default)
         default = typer.Option(None if p.multiple else d, *names, help=p.help,
                                metavar=p.metavar, envvar=p.envvar, show_default=d is not None)

@@ -39,7 +39,7 @@ from crashkeep.ops import bootstate
 from crashkeep.system import storage
 from crashkeep.compat import path_join, monotonic, crc32, strerror
 from crashkeep.compat import sysos as os, getenv, exists, is_dir, kmsg
-from crashkeep.commands.spec import Command, Param
+from crashkeep.commands.spec import BOARD, DEVICE_OR_KEEP, ROOT, Command, Param
 from crashkeep.errors import CrashkeepError, DeviceError
 from crashkeep.ops.bundles import (LEDGER, STAGING, DOOMED, META, bundle_name, list_bundles,
                                    dumps, Ledger, retention, remove_bundle)
@@ -239,12 +239,14 @@ class Run:
         self.notes.append("read the raw region (records stay in RAM)")
 
     def read_keep(self):
-        if not self.board.has_phram and not self.keep_override:
+        from crashkeep.system import locate
+        if not self.board.has_phram and not locate.named_device(self.keep_override):
             return
         from crashkeep.system import keeparea
         croot = "" if self.root in ("", "/") else self.root
         try:
-            dev = keeparea.device_for(self.board, self.keep_override)
+            from crashkeep.system import locate
+            dev = locate.device(self.board, self.keep_override)
             self.area = keeparea.open_area(dev, root=croot if not self.keep_override else "",
                                            board=self.board)
         except (OSError, CrashkeepError) as e:
@@ -668,15 +670,15 @@ def boot(opts):
     sig = None
     root = opts.root or "/"
     try:
-        from crashkeep.formats import boardconf
-        board = boardconf.load(opts.board)
+        from crashkeep.system import locate
+        board = locate.find_board(opts.board)
     except CrashkeepError as e:
         log("crashkeep: boot: %s; nothing salvaged, records stay in RAM" % e, root)
         return e.exit_code
     timeout = opts.timeout if opts.timeout else DEFAULT_TIMEOUT
     sig = _alarm(timeout, _on_alarm)
     try:
-        code, line, _ = run_boot(board, root, timeout, opts.keep, opts.dir)
+        code, line, _ = run_boot(board, root, timeout, opts.device, opts.dir)
     except Timeout as e:        # the alarm hit between the guarded steps
         code, line = e.exit_code, "crashkeep: boot: %s; records stay in RAM" % e
     finally:
@@ -686,15 +688,11 @@ def boot(opts):
     return code
 
 
-BOARD = Param("board", default="/etc/crashkeep/board.conf", help="Board config.",
-              envvar="CRASHKEEP_BOARD")
-ROOT = Param("root", default="/", help="Root of /proc, /sys, /dev (for tests).")
 DIR = Param("dir", help="Bundle directory to use instead of the board's flash.")
 
 COMMANDS = [
     Command("boot", "Salvage the previous boot's crash records to flash (run from the initramfs).",
             [BOARD, Param("timeout", kind="float", default=DEFAULT_TIMEOUT,
                           help="Give up (records stay in RAM) after this many seconds."),
-             ROOT, Param("keep", help="Keep-area device or file instead of the board's phram."),
-             DIR], boot, fast=True),
+             ROOT, DEVICE_OR_KEEP, DIR], boot, fast=True),
 ]

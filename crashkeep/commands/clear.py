@@ -1,7 +1,6 @@
 """`crashkeep clear`: wipe phram records."""
-from crashkeep.commands.spec import Command, Param
+from crashkeep.commands.spec import BOARD, DEVICE, Command, Param
 from crashkeep.errors import CrashkeepError, ConfigError
-from crashkeep.commands.save import BOARD_PARAMS
 
 
 def run_clear(opts):
@@ -23,5 +22,6 @@ COMMANDS = [
     Command("clear", "Wipe a phram record, or all of them.", [
         Param("name", positional=True),
         Param("all", "flag", False, help="zero every record (the boot state stays)"),
-    ] + BOARD_PARAMS, run_clear, fast=True),
+        BOARD, DEVICE,
+    ], run_clear, fast=True),
 ]

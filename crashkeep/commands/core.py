@@ -14,10 +14,10 @@ from crashkeep.formats import elfcore, unwind
 from crashkeep import limits
 from crashkeep import compat
 from crashkeep.compat import basename, monotonic, path_join, read_text, strerror
-from crashkeep.commands.spec import Command, Param
+from crashkeep.commands.spec import BOARD, DEVICE, Command, Param
+from crashkeep.system import locate
 from crashkeep.errors import ConfigError, CrashkeepError, DeviceError, FormatError
 
-DEFAULT_BOARD = "/etc/crashkeep/board.conf"
 STATE_FILE = "run/crashkeep/core_pattern.prev"   # under --root: the pattern before install
 DRAIN_SECONDS = 30          # after this the handler stops reading; the kernel ends the dump
 MAPS_LINES_MAX = 64         # lines of the maps summary in a record
@@ -286,21 +286,6 @@ def render_text(r):
     return "\n".join(lines) + "\n"
 
 
-def _board(path):
-    from crashkeep.formats import boardconf
-    import os
-    # os.getenv, not Param(envvar=): MicroPython has no os.environ
-    path = path or os.getenv("CRASHKEEP_BOARD")
-    if path:
-        return boardconf.load(path)
-    try:
-        import os
-        os.stat(DEFAULT_BOARD)
-    except OSError:
-        return None
-    return boardconf.load(DEFAULT_BOARD)
-
-
 def log_tail(board):
     if board is None or not board.get("core.log"):
         return None
@@ -537,7 +522,7 @@ def handle(opts):
     board = None
     berr = None
     try:
-        board = _board(opts.board)
+        board = locate.find_board(opts.board, required=False)
     except CrashkeepError as e:
         berr = str(e)
     from crashkeep.system import keeparea
@@ -577,7 +562,7 @@ def handle(opts):
     rc = 0
     kept = False
     try:
-        dev = keeparea.device_for(board, opts.device)
+        dev = locate.device(board, opts.device)
         store(dev, name, payload, info["exe"] or comm,
               rate=board.get("core.rate") if board is not None else 0)
         kept = True
@@ -752,8 +737,6 @@ def _write(path, text):
         raise DeviceError("Failed to write '%s': %s" % (path, strerror(e)))
 
 
-BOARD = Param("board", help="Board config (default $CRASHKEEP_BOARD, else %s)." % DEFAULT_BOARD)
-DEVICE = Param("device", help="Keep-area device: /dev/mtdN, mtd:NAME or a file.")
 
 COMMANDS = [
     Command("core", "Core-dump pipe handler: crashkeep core -- %s" % ARGS,

@@ -4,16 +4,15 @@
 function of each, imported only when `list` runs; another module adds its
 own by appending ("crashkeep.module", "function") here. A section function
 takes (opts, board) and returns a Section, or None when it has nothing to say.
-`board` is the loaded board config: from --board / $CRASHKEEP_BOARD, else
-/etc/crashkeep/board.conf if it exists. Sections are skipped when there is no
+`board` is the loaded board config (crashkeep.system.locate: --board,
+$CRASHKEEP_BOARD, else /etc/crashkeep/board.conf if it exists). Sections are skipped when there is no
 board config, except those listed with a third element False (needs no board:
 the keep area also works from --device alone).
 """
 import sys
 
-from crashkeep.commands.spec import Command, Param
+from crashkeep.commands.spec import BOARD, DEVICE, Command, Param
 from crashkeep.errors import CrashkeepError, ConfigError
-from crashkeep.commands.save import BOARD_PARAMS
 
 SECTIONS = [("crashkeep.commands.dump", "keep_section", False), ("crashkeep.commands.show", "bundles_section")]
 
@@ -43,10 +42,9 @@ def _open(opts, write=False):
 
 
 def keep_section(opts, board=None):
-    from crashkeep.system import keeparea
+    from crashkeep.system import keeparea, locate
     if board is not None:
-        area = keeparea.open_area(keeparea.device_for(board, opts.device), write=False,
-                                  board=board)
+        area = keeparea.open_area(locate.device(board, opts.device), write=False, board=board)
     else:
         area, _board = _open(opts)
     try:
@@ -76,25 +74,14 @@ def _table(out, section):
                                    enumerate(row)).rstrip() + "\n")
 
 
-def _board_if_any(opts):
-    from crashkeep.formats import boardconf
-    from crashkeep.system import keeparea
-    from crashkeep.compat import exists, getenv
-    path = opts.board or getenv("CRASHKEEP_BOARD")
-    if path:
-        return boardconf.load(path)
-    if exists(keeparea.DEFAULT_BOARD):
-        return boardconf.load(keeparea.DEFAULT_BOARD)
-    return None
-
-
 def run_list(opts):
     from crashkeep.compat import import_module
     out = sys.stdout
     result = {}
     rc = 0
     first = True
-    board = _board_if_any(opts)
+    from crashkeep.system import locate
+    board = locate.find_board(opts.board, required=False)
     for entry in SECTIONS:
         mod_name, fn_name = entry[0], entry[1]
         if board is None and (len(entry) < 3 or entry[2]):
@@ -191,16 +178,11 @@ def run_dump(opts):
 
 def dump_raw(opts):
     """The whole region: the bytes of `dd if=/dev/mtdX bs=<len> count=1`."""
-    from crashkeep.system import keeparea, blockcopy, mtd
-    from crashkeep.compat import getenv
+    from crashkeep.system import blockcopy, locate, mtd
     if opts.name or opts.all or opts.json:
         raise ConfigError("dump: --raw takes no NAME, --all or --json")
-    board = None
-    board_path = opts.board or getenv("CRASHKEEP_BOARD")
-    if board_path or not (opts.device or keeparea._env_device()):
-        from crashkeep.formats import boardconf
-        board = boardconf.load(board_path or keeparea.DEFAULT_BOARD)
-    path = mtd.resolve(keeparea.device_for(board, opts.device))
+    _board, dev = locate.board_and_device(opts.board, opts.device)
+    path = mtd.resolve(dev)
     progress = None
     if opts.out and opts.out != "-":
         from crashkeep.commands.copy import tty_progress
@@ -218,8 +200,10 @@ COMMANDS = [
         Param("json", "flag", False, help="records and their headers as JSON"),
         Param("out", help="write to FILE (a directory with several records)", metavar="FILE"),
         Param("raw", "flag", False, help="the whole region, as dd would read it"),
-    ] + BOARD_PARAMS, run_dump, fast=True),
+        BOARD, DEVICE,
+    ], run_dump, fast=True),
     Command("list", "List phram records and salvaged bundles.", [
         Param("json", "flag", False, help="as JSON"),
-    ] + BOARD_PARAMS, run_list, fast=True),
+        BOARD, DEVICE,
+    ], run_list, fast=True),
 ]

@@ -22,12 +22,14 @@ def out(text):
 
 
 def params_from(opts, source_size=None):
-    """ramoops.Params from --board, then the explicit options over it."""
-    if opts.board:
-        from crashkeep.formats import boardconf
-        board = boardconf.load(opts.board)
-        if not board.has_ramoops:
-            raise ConfigError("%s: no ramoops.* keys" % opts.board)
+    """ramoops.Params from the board (see locate), then the explicit options over it."""
+    from crashkeep.system import locate
+    board = locate.find_board(opts.board, required=False)
+    if board is not None and not board.has_ramoops:
+        if locate.named_board(opts.board):
+            raise ConfigError("%s: no ramoops.* keys" % board.path)
+        board = None        # the default board config describes no region here
+    if board is not None:
         p = board.ramoops_params()
     else:
         p = ramoops.Params(0, order=ramoops.ORDER_AUTO)
@@ -247,7 +249,8 @@ def _params():
     return [
         Param("source", positional=True, required=True,
               help="Image file, /dev/mtdN, mtd:NAME or /dev/mem."),
-        Param("board", help="Board config with the ramoops.* keys."),
+        Param("board", metavar="CONFIG", help="Board config with the ramoops.* keys [default: "
+              "$CRASHKEEP_BOARD, else /etc/crashkeep/board.conf if it exists]."),
         Param("mem-size", kind="size", help="Region size (default: the source's size)."),
         Param("record-size", kind="size", help="ramoops record_size [4096]."),
         Param("console-size", kind="size", help="ramoops console_size [4096]."),

@@ -4,18 +4,8 @@ The save path is what an init script or a log hook runs, so it imports only
 the keep area (no block copier, no typer): one read of the tail, one scan of
 the area, two writes.
 """
-from crashkeep.commands.spec import Command, Param
+from crashkeep.commands.spec import BOARD, DEVICE, Command, Param
 from crashkeep.errors import ConfigError
-
-BOARD_PARAMS = [
-    # $CRASHKEEP_BOARD / $CRASHKEEP_DEVICE are read by keeparea.open_configured
-    # (not as Param envvars: those import `os`, a millisecond on the save path)
-    Param("board", help="board config [default: $CRASHKEEP_BOARD or "
-                        "/etc/crashkeep/board.conf]", metavar="CONFIG"),
-    Param("device", help="keep-area device (/dev/mtdN, mtd:NAME, file) [default: "
-                         "$CRASHKEEP_DEVICE, else from the board]", metavar="DEV"),
-]
-
 
 def _abspath(path):
     if path.startswith("/") or path == "-":
@@ -145,5 +135,6 @@ COMMANDS = [
         Param("follow", "flag", False, help="keep mirroring FILE as it grows"),
         Param("interval", "float", 1.0, help="seconds between checks with --follow"),
         Param("evict", "flag", False, help="drop the oldest records when the area is full"),
-    ] + BOARD_PARAMS, run_save, fast=True),
+        BOARD, DEVICE,
+    ], run_save, fast=True),
 ]

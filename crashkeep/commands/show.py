@@ -3,8 +3,8 @@ import sys
 import time
 
 from crashkeep.system import storage
-from crashkeep.commands.spec import Command, Param
-from crashkeep.commands.boot import BOARD, ROOT, DIR
+from crashkeep.commands.spec import BOARD, ROOT, Command, Param
+from crashkeep.commands.boot import DIR
 from crashkeep.errors import ConfigError, DeviceError
 from crashkeep.ops.bundles import META, read_meta, dumps, bundle_summaries, find_bundle
 
@@ -13,8 +13,8 @@ def bundles_dir(opts):
     """(path, target-to-close or None) of the board's bundle directory."""
     if getattr(opts, "dir", None):
         return opts.dir, None
-    from crashkeep.formats import boardconf
-    board = boardconf.load(opts.board)
+    from crashkeep.system import locate
+    board = locate.find_board(opts.board)
     t = storage.open_target(board, getattr(opts, "root", "/") or "/", create=False)
     return t.path, t
 
@@ -23,8 +23,8 @@ def bundles_section(opts, board=None):
     """`crashkeep list`'s section for the bundles salvaged to flash (see dump.SECTIONS)."""
     from crashkeep.commands.dump import Section, when
     if board is None:
-        from crashkeep.formats import boardconf
-        board = boardconf.load(getattr(opts, "board", None) or BOARD.default)
+        from crashkeep.system import locate
+        board = locate.find_board(getattr(opts, "board", None))
     t = storage.open_target(board, "/", create=False)
     try:
         metas = bundle_summaries(t.path)

@@ -19,8 +19,10 @@ class Param:
     """
 
     def __init__(self, name, kind="str", default=None, help="", positional=False,
-                 required=False, multiple=False, short=None, metavar=None, envvar=None):
+                 required=False, multiple=False, short=None, metavar=None, envvar=None,
+                 aliases=()):
         self.name = name
+        self.aliases = tuple("--" + a for a in aliases)   # other long names, same dest
         self.kind = kind
         self.default = default
         self.help = help
@@ -115,6 +117,8 @@ def parse_argv(cmd, argv):
     for p in cmd.params:
         if not p.positional:
             by_flag[p.flag] = p
+            for a in p.aliases:
+                by_flag[a] = p
             if p.short:
                 by_flag["-" + p.short] = p
     positionals = [p for p in cmd.params if p.positional]
@@ -174,7 +178,8 @@ def help_text(cmd, prog="crashkeep"):
     for p in cmd.params:
         if p.positional:
             continue
-        left = p.flag + ("/-" + p.short if p.short else "") + (" " + p.metavar if p.metavar else "")
+        left = "/".join((p.flag,) + p.aliases) + ("/-" + p.short if p.short else "") + \
+            (" " + p.metavar if p.metavar else "")
         right = p.help
         if p.default not in (None, False, ""):
             right += " [default: %s]" % (p.default,)
@@ -187,3 +192,14 @@ def help_text(cmd, prog="crashkeep"):
     if cmd.epilog:
         lines += ["", cmd.epilog]
     return "\n".join(lines) + "\n"
+
+
+# Options several commands share. Where they are found when not given (the
+# environment, /etc/crashkeep/board.conf, the board's phram) is crashkeep.system.locate.
+BOARD = Param("board", help="board config [default: $CRASHKEEP_BOARD, else "
+                            "/etc/crashkeep/board.conf]", metavar="CONFIG")
+DEVICE = Param("device", help="keep-area device (/dev/mtdN, mtd:NAME, file) [default: "
+                              "$CRASHKEEP_DEVICE, else the board's phram]", metavar="DEV")
+# boot, shutdown and selftest called it --keep first; init scripts may still say so
+DEVICE_OR_KEEP = Param("device", help=DEVICE.help, metavar="DEV", aliases=("keep",))
+ROOT = Param("root", default="/", help="Root of /proc, /sys, /dev (for tests).")

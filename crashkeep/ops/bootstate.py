@@ -21,7 +21,7 @@ selftest was pending).
 """
 import time
 
-from crashkeep.commands.spec import Command, Param
+from crashkeep.commands.spec import BOARD, DEVICE_OR_KEEP, ROOT, Command
 from crashkeep.errors import DeviceError
 
 PANIC = "panic"
@@ -100,11 +100,13 @@ def read_boot_id(root="/"):
 
 
 def open_keep_area(board, root="/", override=None):
-    """The board's keep area (phram), or DeviceError."""
-    from crashkeep.system import keeparea, mtd
+    """The keep area: --device/--keep, else $CRASHKEEP_DEVICE, else the board's
+    phram (found in <root>/proc/mtd, opened as <root>/dev/mtdN); or DeviceError."""
+    from crashkeep.system import keeparea, locate, mtd
     from crashkeep.compat import path_join
-    if override:
-        return keeparea.open_area(override)
+    named = locate.named_device(override)
+    if named:
+        return keeparea.open_area(named)
     if not board.has_phram:
         raise DeviceError("%s: no phram keep area configured" % board.path)
     got = mtd.by_name(board.get("phram.name"), root)
@@ -115,9 +117,9 @@ def open_keep_area(board, root="/", override=None):
 
 
 def _area_for(opts):
-    from crashkeep.formats import boardconf
-    board = boardconf.load(opts.board)
-    return board, open_keep_area(board, opts.root, opts.keep)
+    from crashkeep.system import locate
+    board = locate.find_board(opts.board)
+    return board, open_keep_area(board, opts.root, opts.device)
 
 
 def shutdown(opts):
@@ -162,13 +164,10 @@ def selftest(opts):
     return 0
 
 
-BOARD = Param("board", default="/etc/crashkeep/board.conf", help="Board config.")
-ROOT = Param("root", default="/", help="Root of /proc, /sys, /dev (for tests).")
-KEEP = Param("keep", help="Keep-area device or file instead of the board's phram.")
 
 COMMANDS = [
     Command("shutdown", "Mark a clean shutdown (for the shutdown script).",
-            [BOARD, ROOT, KEEP], shutdown, fast=True),
+            [BOARD, ROOT, DEVICE_OR_KEEP], shutdown, fast=True),
     Command("selftest", "Write a canary that the next boot checks: does RAM survive reset?",
-            [BOARD, ROOT, KEEP], selftest, fast=True),
+            [BOARD, ROOT, DEVICE_OR_KEEP], selftest, fast=True),
 ]

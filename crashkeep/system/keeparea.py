@@ -13,10 +13,9 @@ import time
 
 from crashkeep.formats import phramrec as pr
 from crashkeep.compat import read_text
-from crashkeep.errors import DeviceError, NoSpaceError, FormatError, ConfigError
+from crashkeep.errors import DeviceError, NoSpaceError, FormatError
 from crashkeep.limits import KEEP_AREA_MAX
 
-DEFAULT_BOARD = "/etc/crashkeep/board.conf"
 MIN_RECORDS = 2     # an area must hold at least this many minimal records besides boot state
 ZERO_CHUNK = 65536
 
@@ -386,33 +385,8 @@ def open_area(path, write=True, firmware=None, board=None, root=""):
         raise
 
 
-def open_configured(board_path=None, device=None, write=True):
-    """(area, board) from --board/--device as the CLI gives them.
-
-    The board config is read when it names the device (no --device) or when
-    --board is given explicitly (its board.firmware then goes into records).
-    """
-    from crashkeep.compat import getenv
-    board = None
-    board_path = board_path or getenv("CRASHKEEP_BOARD")
-    if board_path or not (device or _env_device()):
-        from crashkeep.formats import boardconf
-        board = boardconf.load(board_path or DEFAULT_BOARD)
-    return open_area(device_for(board, device), write=write, board=board), board
-
-
-def _env_device():
-    from crashkeep.compat import getenv
-    return getenv("CRASHKEEP_DEVICE")
-
-
-def device_for(board, override=None):
-    """The keep-area device: --device, else $CRASHKEEP_DEVICE, else mtd:<phram.name>."""
-    if override:
-        return override
-    env = _env_device()
-    if env:
-        return env
-    if board is not None and board.get("phram.name"):
-        return "mtd:" + board.get("phram.name")
-    raise ConfigError("no keep-area device: the board config has no phram.name (use --device)")
+def open_configured(board_given=None, device_given=None, write=True):
+    """(area, board) for --board/--device as a command got them (the rule: locate)."""
+    from crashkeep.system import locate
+    board, dev = locate.board_and_device(board_given, device_given)
+    return open_area(dev, write=write, board=board), board

@@ -4,7 +4,7 @@ from _util import raises, tmpdir, write, read
 
 from crashkeep.system import keeparea
 from crashkeep.formats import phramrec as pr
-from crashkeep.errors import NoSpaceError, DeviceError, FormatError, ConfigError
+from crashkeep.errors import NoSpaceError, DeviceError, FormatError
 from crashkeep.system.mtd import Info
 
 BOOT_ID = "6d2c1f0e-8a4b-4c3d-9e2f-0123456789ab"
@@ -226,18 +226,6 @@ def test_save_torn_at_every_byte_keeps_previous_version():
             assert sorted(r.name for r in b.list()) == ["log", "other"]
         assert seen_new
         a.put("log", new, **FACTS)
-
-
-def test_device_for():
-    class B:
-        def __init__(self, v):
-            self.v = v
-
-        def get(self, k):
-            return self.v.get(k)
-    assert keeparea.device_for(B({"phram.name": "crashkeep"})) == "mtd:crashkeep"
-    assert keeparea.device_for(B({"phram.name": "crashkeep"}), "/dev/mtd3") == "/dev/mtd3"
-    raises(ConfigError, keeparea.device_for, B({}))
 
 
 def test_open_area_on_mtd_name_in_fake_root():
