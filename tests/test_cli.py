@@ -33,15 +33,65 @@ def test_help_lists_every_group():
         assert "\n  %s " % word in r.stdout, word
 
 
-def test_every_command_has_help_both_ways():
-    for cmd in registry.all_commands():
-        words = list(cmd.path)
-        r = run(*words, "--help")
-        assert r.returncode == 0, (cmd.name, r.stderr)
-        assert "Usage:" in r.stdout
-        if cmd.fast:
-            from crashkeep.commands.spec import help_text
-            assert help_text(cmd) == r.stdout
+def _head(text):
+    """Usage line and description: what both entries print the same way (typer
+    adds an Arguments section and formats options its own way)."""
+    return " ".join(text.split("Options:")[0].split("Arguments:")[0].split())
+
+
+def test_every_command_through_typer_and_the_fast_entry(capsys):
+    """Every command's --help and a bad option through typer; fast commands
+    through the plain-argv entry too, which must agree with typer."""
+    from crashkeep.cli.app import run_typer
+    cmds = registry.all_commands()
+    assert len(cmds) >= 20
+    for cmd in cmds:
+        subs = registry.subcommands(cmd)
+        for argv in (list(cmd.path) + ["--help"], list(cmd.path) + ["--no-such-option"]):
+            rc_typer = run_typer(argv)
+            typ = capsys.readouterr()
+            rc_fast = fast_main(argv) if cmd.fast else None
+            fast = capsys.readouterr()
+            if argv[-1] == "--help":
+                assert rc_typer == 0, (argv, typ.err)
+                assert "Usage: crashkeep %s " % cmd.name in typ.out, (argv, typ.out)
+            else:
+                assert rc_typer == 2 and "No such option" in typ.err, (argv, rc_typer, typ.err)
+            if not cmd.fast:
+                assert fast_main(argv) is None       # never half-handled by the fast entry
+                continue
+            assert rc_fast == rc_typer, (argv, rc_fast, rc_typer, fast.err, typ.err)
+            if argv[-1] != "--help":
+                assert fast.err.startswith("crashkeep: %s: no such option" % cmd.name), fast.err
+            elif subs:
+                # a group (core): both list every subcommand
+                for c in subs:
+                    assert "\n  %s " % c.path[-1] in fast.out, (c.name, fast.out)
+                    assert "\n  %s " % c.path[-1] in typ.out, (c.name, typ.out)
+            else:
+                assert _head(fast.out) == _head(typ.out), (fast.out, typ.out)
+
+
+def test_core_help_lists_every_core_command_under_both_entries():
+    for entry in ([sys.executable, "-m", "crashkeep"], ):
+        r = subprocess.run(entry + ["core", "--help"], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=ROOT))
+        assert r.returncode == 0
+        for word in ("handle", "install", "uninstall", "analyze"):
+            assert "\n  %s " % word in r.stdout, (word, r.stdout)
+
+
+def test_core_handle_is_the_handler_under_both_entries(capsys):
+    from crashkeep.cli.app import run_typer
+    argv = ["core", "handle", "--", "1"]     # too few core_pattern arguments
+    assert fast_main(argv) == 2
+    fast = capsys.readouterr().err
+    assert run_typer(argv) == 2
+    assert capsys.readouterr().err == fast == (
+        "crashkeep: core: expected %P %i %s %t %e %u from core_pattern, got 1 argument(s)\n")
+    # what earlier versions installed: `core -- ARGS`, through the fast entry
+    assert fast_main(["core", "--", "1"]) == 2
+    assert capsys.readouterr().err == fast
 
 
 def test_error_is_one_line_no_traceback():
@@ -102,25 +152,6 @@ def test_check_live_against_fake_root(tmp_path):
     (tmp_path / "proc" / "iomem").write_text("1f000000-1f0fffff : Reserved\n")
     r = run("board", "check", "--live", "--root", str(tmp_path), QEMU_CONF)
     assert "ramoops is loaded with mem_size=0x100000, the board says 0x80000" in r.stderr
-
-
-def test_fast_and_typer_entries_agree(capsys):
-    """Every fast command gives the same exit code and output through typer."""
-    from crashkeep.cli.app import run_typer
-    cases = [["save", "--help"], ["dump", "--no-such-option"], ["copy"],
-             ["clear", "--help"], ["boot", "--help"]]
-    for argv in cases:
-        rc_fast = fast_main(argv)
-        fast = capsys.readouterr()
-        rc_typer = run_typer(argv)
-        typ = capsys.readouterr()
-        assert rc_fast is not None
-        assert (rc_fast != 0) == (rc_typer != 0), (argv, rc_fast, rc_typer)
-        if rc_fast == 0:
-            # same usage line and description; typer adds an Arguments section
-            def head(text):
-                return " ".join(text.split("Options:")[0].split("Arguments:")[0].split())
-            assert head(fast.out) == head(typ.out), (fast.out, typ.out)
 
 
 def test_fast_path_does_not_import_typer():

@@ -102,7 +102,7 @@ def test_install_uninstall_fake_root(tmp_path):
     p = run_cli("core", "install", "--root", r, "--exe", "/bin/crashkeep", "--device", "mtd:ck")
     assert p.returncode == 0, p.stderr
     pat = read(os.path.join(r, "proc/sys/kernel/core_pattern")).strip()
-    assert pat == "|/bin/crashkeep core --device mtd:ck -- %P %i %s %t %e %u"
+    assert pat == "|/bin/crashkeep core handle --device mtd:ck -- %P %i %s %t %e %u"
     # a second install keeps the first saved pattern (not our own)
     assert run_cli("core", "install", "--root", r, "--exe", "/bin/crashkeep").returncode == 0
     assert read(os.path.join(r, corehandler.STATE_FILE)).startswith("|/usr/lib/systemd/")

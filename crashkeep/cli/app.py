@@ -7,7 +7,7 @@ import typer
 
 from crashkeep import __version__
 from crashkeep.cli import registry
-from crashkeep.cli.main import run_command
+from crashkeep.cli.run import run_command
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 78}
 
@@ -25,7 +25,7 @@ def _typer_param(p):
         names = [p.flag] + list(p.aliases) + (["-" + p.short] if p.short else [])
         d = None if p.default is None else str(p.default)
         default = typer.Option(None if p.multiple else d, *names, help=p.help,
-                               metavar=p.metavar, envvar=p.envvar, show_default=d is not None)
+                               metavar=p.metavar, show_default=d is not None)
     return inspect.Parameter(p.dest, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=ann)
 
@@ -68,10 +68,13 @@ def build_app():
         pass
 
     groups = {}
-    for cmd in registry.all_commands():
+    cmds = registry.all_commands()
+    for cmd in cmds:
         words = cmd.path
-        if words == ("core",):
-            words = ("core", "handle")      # the kernel's pipe: `crashkeep core %P ...`
+        if any(c.path[:len(words)] == words and len(c.path) > len(words) for c in cmds):
+            # a typer group takes no command of its own: bare `core -- ARGS`
+            # (old core_patterns) is the fast entry's alone; `core handle` is both's
+            continue
         parent = app
         for i, w in enumerate(words[:-1]):
             key = words[:i + 1]

@@ -1,7 +1,10 @@
-"""Which module defines each top-level command, and which commands stay off typer.
+"""Which module defines each top-level command word.
 
-Importing this module costs nothing: the operation modules are imported only
-when their command runs (or when the typer app is built).
+Importing this module costs nothing: a command module is imported only when
+its command runs (or when the typer app is built). A command declared with
+fast=True (what init scripts, the core_pattern pipe and shell users run) is
+dispatched from plain argv and never imports typer (40 ms, 10 MB; seconds
+on a slow board).
 """
 from crashkeep.compat import import_module
 
@@ -20,10 +23,6 @@ MODULES = [
     ("selftest", "crashkeep.ops.bootstate"),
     ("core", "crashkeep.commands.core"),
 ]
-
-# Init scripts, the kernel's core_pattern pipe and shell users run these: they
-# dispatch from plain argv and never import typer (40 ms, 10 MB; seconds on a slow board).
-FAST = ("boot", "core", "save", "dump", "clear", "copy", "list", "show", "shutdown", "selftest")
 
 GROUP_HELP = {
     "board": "Board config: check it, show the layout, print cmdline/DT/insmod lines.",
@@ -63,9 +62,13 @@ def all_commands():
         if mod_name in seen:
             continue
         seen.append(mod_name)
-        try:
-            mod = import_module(mod_name)
-        except ImportError:
-            continue
-        out.extend(mod.COMMANDS)
+        # a module that does not import is a bug to see, not a command to leave out
+        out.extend(import_module(mod_name).COMMANDS)
     return out
+
+
+def subcommands(cmd):
+    """The commands one word below cmd (`core` -> core handle, install, ...)."""
+    mod = import_module(module_for(cmd.path[0]))
+    n = len(cmd.path)
+    return [c for c in mod.COMMANDS if len(c.path) == n + 1 and c.path[:n] == cmd.path]

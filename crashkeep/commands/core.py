@@ -267,7 +267,9 @@ def render_text(r):
         lines.append("registers (thread %s):" % r["tid"])
         row = []
         for k in r["registers"]:
-            row.append("%8s %18s" % (k, r["registers"][k]))
+            # rjust, not "%8s": Cython's % formatting of str left-justified it
+            # in the static binary, so the two builds printed different tables
+            row.append(k.rjust(8) + " " + r["registers"][k].rjust(18))
             if len(row) == 3:
                 lines.append(" ".join(row))
                 row = []
@@ -663,7 +665,7 @@ def pattern_for(opts):
             words = [os.readlink("/proc/self/exe")]
         except (OSError, AttributeError, ImportError):
             words = ["/bin/crashkeep"]
-    words.append("core")
+    words += ["core", "handle"]
     if opts.board:
         words += ["--board", opts.board]
     if opts.device:
@@ -738,10 +740,16 @@ def _write(path, text):
 
 
 
+HANDLE_PARAMS = [Param("args", positional=True, multiple=True), BOARD, DEVICE,
+                 Param("proc", default="/proc", help="Root of /proc (for tests).")]
+
 COMMANDS = [
-    Command("core", "Core-dump pipe handler: crashkeep core -- %s" % ARGS,
-            [Param("args", positional=True, multiple=True), BOARD, DEVICE,
-             Param("proc", default="/proc", help="Root of /proc (for tests).")], handle, fast=True),
+    Command("core handle", "Core-dump pipe handler: crashkeep core handle -- %s" % ARGS,
+            HANDLE_PARAMS, handle, fast=True),
+    # core_patterns installed by earlier versions say `core -- ...`: the kernel
+    # keeps running them until someone reinstalls, so the bare word stays the handler
+    Command("core", "Core-dump pipe handler, the same as `core handle` (the form of "
+            "earlier core_patterns).", HANDLE_PARAMS, handle, fast=True),
     Command("core install", "Install crashkeep as the kernel core_pattern handler.",
             [BOARD, DEVICE, Param("exe", help="Handler command (default: this program)."),
              Param("root", default="/", help="Root of /proc and /run (for tests).")],

@@ -19,8 +19,7 @@ class Param:
     """
 
     def __init__(self, name, kind="str", default=None, help="", positional=False,
-                 required=False, multiple=False, short=None, metavar=None, envvar=None,
-                 aliases=()):
+                 required=False, multiple=False, short=None, metavar=None, aliases=()):
         self.name = name
         self.aliases = tuple("--" + a for a in aliases)   # other long names, same dest
         self.kind = kind
@@ -32,7 +31,6 @@ class Param:
         self.short = short
         self.metavar = metavar or (name.upper() if positional else
                                    {"size": "N", "float": "S", "flag": ""}.get(kind, "TEXT"))
-        self.envvar = envvar
 
     @property
     def dest(self):
@@ -56,12 +54,6 @@ class Command:
     def name(self):
         return " ".join(self.path)
 
-    def param(self, dest):
-        for p in self.params:
-            if p.dest == dest:
-                return p
-        raise KeyError(dest)
-
 
 class Opts:
     """Converted option values as attributes (opts.max_bytes)."""
@@ -80,9 +72,6 @@ def convert(cmd, raw):
     out = {}
     for p in cmd.params:
         v = raw.get(p.dest)
-        if v is None and p.envvar:
-            from crashkeep.compat import getenv
-            v = getenv(p.envvar)
         if v is None or (p.multiple and not v):
             if p.required:
                 raise UsageError("%s: missing %s" % (cmd.name, p.metavar if p.positional else p.flag))
@@ -167,12 +156,14 @@ def parse_argv(cmd, argv):
     return raw
 
 
-def help_text(cmd, prog="crashkeep"):
+def help_text(cmd, subcommands=(), prog="crashkeep"):
+    """The --help of the plain-argv entry; `subcommands` are listed like typer lists a group's."""
     usage = [prog, cmd.name, "[OPTIONS]"]
     for p in cmd.params:
         if p.positional:
-            m = p.metavar + ("..." if p.multiple else "")
-            usage.append(m if p.required else "[%s]" % m)
+            # as typer writes them: ARGS... when required, [ARGS] when not
+            usage.append((p.metavar + ("..." if p.multiple else "")) if p.required
+                         else "[%s]" % p.metavar)
     lines = ["Usage: " + " ".join(usage), "", "  " + cmd.help, ""]
     rows = []
     for p in cmd.params:
@@ -189,6 +180,11 @@ def help_text(cmd, prog="crashkeep"):
     lines.append("Options:")
     for left, right in rows:
         lines.append("  " + left + " " * (width - len(left)) + right)
+    if subcommands:
+        width = max(len(c.path[-1]) for c in subcommands) + 2
+        lines += ["", "Commands:"]
+        for c in subcommands:
+            lines.append("  " + c.path[-1] + " " * (width - len(c.path[-1])) + c.help)
     if cmd.epilog:
         lines += ["", cmd.epilog]
     return "\n".join(lines) + "\n"

@@ -102,7 +102,7 @@ def test_crash_record_in_phram_survives_panic_and_is_salvaged(testbed, tmp_path)
         crashkeep boot; echo "boot-rc=$?"
         """], disk=disk, files={"bin/crasher": binary})
     b1 = run.boot_logs[0]
-    assert "install-rc=0" in b1 and "|/bin/crashkeep core -- %P %i %s %t %e %u" in b1, b1
+    assert "install-rc=0" in b1 and "|/bin/crashkeep core handle -- %P %i %s %t %e %u" in b1, b1
     assert "crasher-status=139" in b1, b1            # 128 + SIGSEGV, core dumped
     pid = int(re.search(r"crasher (\d+)", b1).group(1))
     name = "core-crasher-%d" % pid
