@@ -14,13 +14,13 @@ MODULES = [
     ("ramoops", "crashkeep.commands.ramoops"),
     ("save", "crashkeep.commands.save"),
     ("dump", "crashkeep.commands.dump"),
-    ("list", "crashkeep.commands.dump"),
+    ("list", "crashkeep.commands.list"),
     ("clear", "crashkeep.commands.clear"),
     ("copy", "crashkeep.commands.copy"),
     ("boot", "crashkeep.commands.boot"),
     ("show", "crashkeep.commands.show"),
-    ("shutdown", "crashkeep.ops.bootstate"),
-    ("selftest", "crashkeep.ops.bootstate"),
+    ("shutdown", "crashkeep.commands.shutdown"),
+    ("selftest", "crashkeep.commands.selftest"),
     ("core", "crashkeep.commands.core"),
 ]
 

@@ -1,111 +1,13 @@
-"""`crashkeep dump` and `crashkeep list`: show phram records.
-
-`list` prints sections, one per kind of kept evidence. SECTIONS names the
-function of each, imported only when `list` runs; another module adds its
-own by appending ("crashkeep.module", "function") here. A section function
-takes (opts, board) and returns a Section, or None when it has nothing to say.
-`board` is the loaded board config (crashkeep.system.locate: --board,
-$CRASHKEEP_BOARD, else /etc/crashkeep/board.conf if it exists). Sections are skipped when there is no
-board config, except those listed with a third element False (needs no board:
-the keep area also works from --device alone).
-"""
+"""`crashkeep dump`: print phram records (one, all, as JSON, or the raw region)."""
 import sys
 
 from crashkeep.commands.spec import BOARD, DEVICE, Command, Param
 from crashkeep.errors import CrashkeepError, ConfigError
 
-SECTIONS = [("crashkeep.commands.dump", "keep_section", False), ("crashkeep.commands.show", "bundles_section")]
-
-
-class Section:
-    """title, column names, rows (lists of str), and the same data for --json."""
-
-    def __init__(self, key, title, columns, rows, items):
-        self.key = key
-        self.title = title
-        self.columns = columns
-        self.rows = rows
-        self.items = items
-
-
-def when(t):
-    if not t:
-        return "-"
-    import time
-    y, mo, d, h, mi, s = time.gmtime(int(t))[:6]
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (y, mo, d, h, mi, s)
-
 
 def _open(opts, write=False):
     from crashkeep.system import keeparea
     return keeparea.open_configured(opts.board, opts.device, write=write)
-
-
-def keep_section(opts, board=None):
-    from crashkeep.system import keeparea, locate
-    if board is not None:
-        area = keeparea.open_area(locate.device(board, opts.device), write=False, board=board)
-    else:
-        area, _board = _open(opts)
-    try:
-        recs = area.list()
-    finally:
-        area.close()
-    rows = []
-    for r in recs:
-        rows.append([r.name, str(r.seq), str(r.length), str(r.orig_size), when(r.wall_time),
-                     "%.1f" % r.uptime, r.boot_id[:8] or "-", r.source or "-"])
-    return Section("records", "phram records (%s)" % area.path,
-                   ["NAME", "SEQ", "BYTES", "OF", "SAVED", "UPTIME", "BOOT", "SOURCE"], rows,
-                   [r.as_dict() for r in recs])
-
-
-def _table(out, section):
-    out.write(section.title + ":\n")
-    if not section.rows:
-        out.write("  (none)\n")
-        return
-    widths = [len(c) for c in section.columns]
-    for row in section.rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    for row in [section.columns] + section.rows:
-        out.write("  " + "  ".join(c + " " * (widths[i] - len(c)) for i, c in
-                                   enumerate(row)).rstrip() + "\n")
-
-
-def run_list(opts):
-    from crashkeep.compat import import_module
-    out = sys.stdout
-    result = {}
-    rc = 0
-    first = True
-    from crashkeep.system import locate
-    board = locate.find_board(opts.board, required=False)
-    for entry in SECTIONS:
-        mod_name, fn_name = entry[0], entry[1]
-        if board is None and (len(entry) < 3 or entry[2]):
-            continue
-        try:
-            sec = getattr(import_module(mod_name), fn_name)(opts, board)
-        except CrashkeepError as e:
-            # one missing source (no phram loaded) must not hide the others
-            sys.stderr.write("crashkeep: %s\n" % e)
-            rc = e.exit_code
-            continue
-        if sec is None:
-            continue
-        if opts.json:
-            result[sec.key] = sec.items
-        else:
-            if not first:
-                out.write("\n")
-            _table(out, sec)
-            first = False
-    if opts.json:
-        import json
-        out.write(json.dumps(result, indent=1, sort_keys=True) + "\n")
-    return rc
 
 
 def _payload_json(info, payload):
@@ -202,8 +104,4 @@ COMMANDS = [
         Param("raw", "flag", False, help="the whole region, as dd would read it"),
         BOARD, DEVICE,
     ], run_dump, fast=True),
-    Command("list", "List phram records and salvaged bundles.", [
-        Param("json", "flag", False, help="as JSON"),
-        BOARD, DEVICE,
-    ], run_list, fast=True),
 ]

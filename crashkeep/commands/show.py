@@ -20,8 +20,8 @@ def bundles_dir(opts):
 
 
 def bundles_section(opts, board=None):
-    """`crashkeep list`'s section for the bundles salvaged to flash (see dump.SECTIONS)."""
-    from crashkeep.commands.dump import Section, when
+    """`crashkeep list`'s section for the bundles salvaged to flash (see list.SECTIONS)."""
+    from crashkeep.ops.sections import Section, when
     if board is None:
         from crashkeep.system import locate
         board = locate.find_board(getattr(opts, "board", None))

@@ -19,9 +19,6 @@ last_boot_time): a record left in RAM by a failed salvage was counted then.
 RAM survived (canary intact) or did not (canary gone; a note on flash says a
 selftest was pending).
 """
-import time
-
-from crashkeep.commands.spec import BOARD, DEVICE_OR_KEEP, ROOT, Command
 from crashkeep.errors import DeviceError
 
 PANIC = "panic"
@@ -116,58 +113,7 @@ def open_keep_area(board, root="/", override=None):
     return keeparea.open_area(path_join(root, "dev/mtd%d" % got[0]))
 
 
-def _area_for(opts):
+def area_for(opts):
     from crashkeep.system import locate
     board = locate.find_board(opts.board)
     return board, open_keep_area(board, opts.root, opts.device)
-
-
-def shutdown(opts):
-    board, area = _area_for(opts)
-    try:
-        st = area.boot_state() or next_state(None, CLEAN, read_boot_id(opts.root), time.time())
-        st["clean_shutdown"] = True
-        area.set_boot_state(st)
-    finally:
-        area.close()
-    return 0
-
-
-def selftest(opts):
-    """Canary in RAM, and a note on flash (if there is one) saying a test is pending."""
-    from binascii import crc32
-    board, area = _area_for(opts)
-    try:
-        st = area.boot_state() or next_state(None, CLEAN, read_boot_id(opts.root), time.time())
-        # boot id + time, not os.urandom: getrandom() blocks until the kernel's
-        # entropy is ready, which early in boot on a quiet board can take seconds
-        seed = ("%s %r" % (st.get("last_boot_id"), time.time())).encode()
-        canary = (crc32(seed) | 1) & 0xFFFFFFFF
-        st["canary"] = canary
-        area.set_boot_state(st)
-    finally:
-        area.close()
-    note = "no flash note"
-    if board.get("flash.device") or board.get("flash.mountpoint"):
-        from crashkeep.system import storage
-        try:
-            t = storage.open_target(board, opts.root)
-            try:
-                storage.write_durable(t.path, SELFTEST_FILE, ("%08x\n" % canary).encode())
-                note = "flash note in %s" % t.path
-            finally:
-                t.close()
-        except DeviceError as e:
-            note = "no flash note (%s)" % e
-    print("crashkeep: selftest canary %08x written; reboot (warm) and run `crashkeep boot` "
-          "to see whether RAM survives (%s)" % (canary, note))
-    return 0
-
-
-
-COMMANDS = [
-    Command("shutdown", "Mark a clean shutdown (for the shutdown script).",
-            [BOARD, ROOT, DEVICE_OR_KEEP], shutdown, fast=True),
-    Command("selftest", "Write a canary that the next boot checks: does RAM survive reset?",
-            [BOARD, ROOT, DEVICE_OR_KEEP], selftest, fast=True),
-]
