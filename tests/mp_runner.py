@@ -24,7 +24,7 @@ def modules(argv):
 
 
 def main(argv):
-    passed = failed = 0
+    passed = failed = skipped = 0
     for name in modules(argv):
         mod = __import__(name)
         tests = sorted(n for n in dir(mod) if n.startswith("test_"))
@@ -35,12 +35,16 @@ def main(argv):
                 fn()
                 passed += 1
             except Exception as e:  # report and go on: one failure must not hide the rest
+                if type(e).__name__ == "Skip":
+                    skipped += 1
+                    print("SKIP %s.%s: %s" % (name, t, e))
+                    continue
                 failed += 1
                 print("FAIL %s.%s: %s: %s" % (name, t, type(e).__name__, e))
                 if hasattr(sys, "print_exception"):
                     sys.print_exception(e)
     impl = sys.implementation.name
-    print("%s: %d passed, %d failed" % (impl, passed, failed))
+    print("%s: %d passed, %d failed, %d skipped" % (impl, passed, failed, skipped))
     return 1 if failed or not passed else 0
 
 

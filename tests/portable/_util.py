@@ -12,6 +12,19 @@ SHARED_TESTDATA = ROOT + "/../shared/testdata"
 _counter = [0]
 
 
+class Skip(Exception):
+    """Raised by skip() where there is no pytest (MicroPython): mp_runner counts it."""
+
+
+def skip(reason):
+    """Skip the running test, counted as skipped under pytest and under mp_runner."""
+    try:
+        import pytest
+    except ImportError:
+        raise Skip(reason)
+    pytest.skip(reason)
+
+
 def raises(exc_type, fn, *args, **kw):
     """Call fn; return the exception if it is exc_type, else fail."""
     try:

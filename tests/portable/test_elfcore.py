@@ -5,7 +5,7 @@ fuzzer (tests/fuzz/fuzz_core.py) and for the unwinder tests.
 """
 import struct
 
-from _util import raises
+from _util import raises, skip
 
 from crashkeep.formats import elfcore
 from crashkeep import limits
@@ -252,25 +252,48 @@ def test_corrupt_notes():
 
 
 def test_every_truncation_is_a_format_error_or_a_partial_core():
-    data = sample()[:0x1100]
+    full = sample()
+    whole = len(elfcore.read_core(Pipe(full)).threads)
+    data = full[:0x1100]
+    partial = 0
     for n in range(0, len(data), 7):
         try:
             c = elfcore.read_core(Pipe(data[:n]))
         except FormatError:
             continue
-        assert c.threads is not None
+        partial += 1
+        # a cut core never shows a thread the whole one does not have
+        assert len(c.threads) <= whole, (n, len(c.threads), whole)
+    assert partial < len(range(0, len(data), 7))       # most cuts are errors
 
 
 def test_every_byte_flip_is_a_format_error_or_a_core():
+    from crashkeep.compat import MICROPYTHON
+    if MICROPYTHON:
+        # found when this test began to flip bytes at all: a flipped PT_NOTE size
+        # asks for the whole notes limit (1 MiB), more than the 2 MiB test heap
+        # holds in one piece beside the core; the CPython run checks every flip
+        skip("a flipped note size needs a 1 MiB buffer; MicroPython's test heap is 2 MiB")
     data = sample(threads=[(5, {"rip": 0x401000, "rsp": SP})])
-    hdr = len(data) - STACK_SIZE - 4096 * 4
-    for i in range(0, min(hdr, 1500)):
-        b = bytearray(data)
+    errors = cores = 0
+    # the ELF header, the program headers and the notes: the first page (the old
+    # bound here, len - stack - 4 pages, was 0 for this core: nothing was flipped)
+    b = bytearray(data)
+    del data            # one copy: MicroPython's test heap is 2 MiB
+    for i in range(0, 1500):
         b[i] ^= 0xFF
         try:
-            elfcore.read_core(Pipe(bytes(b)))
+            c = elfcore.read_core(Pipe(b))
         except FormatError:
-            pass
+            errors += 1
+            continue
+        finally:
+            b[i] ^= 0xFF
+        cores += 1
+        assert isinstance(c.threads, list) and len(c.threads) <= 1, i
+        c = None
+    # a flip in the ELF header is refused; one in a note's payload still reads
+    assert errors and cores, (errors, cores)
 
 
 def test_too_many_threads_are_cut_at_the_limit():

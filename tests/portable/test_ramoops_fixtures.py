@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 
-from _util import FIXTURES, SHARED_TESTDATA, read, exists
+from _util import FIXTURES, SHARED_TESTDATA, read, exists, skip
 
 from crashkeep.formats import ramoops
 
@@ -224,8 +224,7 @@ def uboot_check(recs, names):
 
 def test_uboot_vectors():
     if not exists(UBOOT + "/README.md"):
-        print("skip: %s absent" % UBOOT)
-        return
+        skip("%s absent (the shared test data sits beside the checkout)" % UBOOT)
     zone = {}
     for fname in ("panic1", "panic2", "console"):
         zone[fname] = read(UBOOT + "/test_pstore_data_%s.bin" % fname)
