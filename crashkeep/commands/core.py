@@ -267,9 +267,10 @@ def render_text(r):
         lines.append("registers (thread %s):" % r["tid"])
         row = []
         for k in r["registers"]:
-            # rjust, not "%8s": Cython's % formatting of str left-justified it
-            # in the static binary, so the two builds printed different tables
-            row.append(k.rjust(8) + " " + r["registers"][k].rjust(18))
+            # padded by hand, not "%8s": Cython's % formatting of str left-justified
+            # it in the static binary (and MicroPython's str has no rjust)
+            v = r["registers"][k]
+            row.append(" " * (8 - len(k)) + k + " " + " " * (18 - len(v)) + v)
             if len(row) == 3:
                 lines.append(" ".join(row))
                 row = []
