@@ -40,7 +40,7 @@ from crashkeep.system import storage
 from crashkeep.compat import path_join, monotonic, crc32, strerror
 from crashkeep.compat import sysos as os, getenv, exists, is_dir, kmsg
 from crashkeep.commands.spec import BOARD, DEVICE_OR_KEEP, ROOT, Command, Param
-from crashkeep.errors import CrashkeepError, DeviceError
+from crashkeep.errors import CrashkeepError, DeviceError, NoSpaceError
 from crashkeep.ops.bundles import (LEDGER, STAGING, DOOMED, META, bundle_name, list_bundles,
                                    dumps, Ledger, retention, remove_bundle)
 from crashkeep.formats.phramrec import FLAG_ZONE
@@ -431,7 +431,7 @@ class Run:
             # nothing is free: f_bavail stops at 0 when the filesystem's reserve is
             # in use, so how much a removal gains is then unknown.
             if room < needed or free <= 0:
-                raise storage.NoSpaceError(
+                raise NoSpaceError(
                     "Failed to write a bundle to '%s': %d bytes free, %d needed"
                     % (path, free, needed))
         return todo, doomed, needed
@@ -469,7 +469,7 @@ class Run:
             self.steps.mark("pruned")
         free = storage.free_bytes(path)
         if free < needed:
-            raise storage.NoSpaceError("Failed to write a bundle to '%s': %d bytes free, %d needed"
+            raise NoSpaceError("Failed to write a bundle to '%s': %d bytes free, %d needed"
                                        % (path, free, needed))
         return gone
 
