@@ -7,7 +7,7 @@ import typer
 
 from crashkeep import __version__
 from crashkeep.cli import registry
-from crashkeep.cli.run import run_command
+from crashkeep.cli.run import run_command, say_error
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 78}
 
@@ -95,8 +95,16 @@ def run_typer(argv):
         rv = app(args=argv, prog_name="crashkeep", standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.UsageError as e:
+        # one line, like the fast entry: a serial console has no room for click's four
+        words = e.ctx.command_path.split()[1:] if e.ctx is not None else []
+        where = " ".join(words)
+        say_error("%s%s (try 'crashkeep %s--help')"
+                  % (where + ": " if where else "", e.format_message().replace("\n", " "),
+                     where + " " if where else ""))
+        return e.exit_code
     except click.ClickException as e:
-        e.show()
+        say_error(e.format_message().replace("\n", " "))
         return e.exit_code
     except click.exceptions.Abort:
         return 130

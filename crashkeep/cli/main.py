@@ -16,8 +16,7 @@ def fast_main(argv):
     try:
         raw = parse_argv(cmd, rest)
     except UsageError as e:
-        say_error(str(e))
-        say_error("Try 'crashkeep %s --help'." % cmd.name)
+        say_error("%s (try 'crashkeep %s --help')" % (e, cmd.name))
         return e.exit_code
     if raw is None:
         sys.stdout.write(help_text(cmd, registry.subcommands(cmd)))

@@ -46,6 +46,7 @@ from crashkeep.ops.bundles import (LEDGER, STAGING, DOOMED, META, bundle_name, l
 from crashkeep.formats.phramrec import FLAG_ZONE
 
 DEFAULT_TIMEOUT = 8.0
+TIMEOUT_MAX = 3600.0        # a boot that waits an hour for its salvage is hung
 PHRAM_DIR = "phram"
 ZONE_KINDS = ("console", "pmsg", "ftrace")   # zones ramoops hands to the next boot on load
 
@@ -692,7 +693,7 @@ DIR = Param("dir", help="Bundle directory to use instead of the board's flash.")
 
 COMMANDS = [
     Command("boot", "Salvage the previous boot's crash records to flash (run from the initramfs).",
-            [BOARD, Param("timeout", kind="float", default=DEFAULT_TIMEOUT,
+            [BOARD, Param("timeout", kind="float", default=DEFAULT_TIMEOUT, high=TIMEOUT_MAX,
                           help="Give up (records stay in RAM) after this many seconds."),
              ROOT, DEVICE_OR_KEEP, DIR], boot, fast=True),
 ]

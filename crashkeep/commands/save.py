@@ -133,7 +133,7 @@ COMMANDS = [
         Param("max-bytes", "size", help="keep at most the last N bytes [default: as much as "
                                         "fits twice]"),
         Param("follow", "flag", False, help="keep mirroring FILE as it grows"),
-        Param("interval", "float", 1.0, help="seconds between checks with --follow"),
+        Param("interval", "float", 1.0, low=0.01, high=3600.0, help="seconds between checks with --follow"),
         Param("evict", "flag", False, help="drop the oldest records when the area is full"),
         BOARD, DEVICE,
     ], run_save, fast=True),

@@ -7,6 +7,12 @@ to `convert`, so an option means the same thing whichever way it came in.
 """
 from crashkeep.errors import ConfigError
 
+# A byte count or offset goes into lseek/pread/ftruncate as an off_t: above
+# this the kernel (and CPython) cannot take it, so it is a usage error here,
+# before any file is opened or cut.
+OFF_MAX = (1 << 63) - 1
+FLOAT_MAX = 86400.0 * 366       # seconds: a year; signal.alarm and sleep take it
+
 
 class UsageError(ConfigError):
     exit_code = 2
@@ -16,10 +22,13 @@ class Param:
     """One option or positional argument.
 
     kind: "str", "size" (0x.., K/M suffixes), "float", "flag".
+    low/high: the accepted range of a "size" or "float" (NaN and infinities
+    never pass: a NaN deadline is no deadline).
     """
 
     def __init__(self, name, kind="str", default=None, help="", positional=False,
-                 required=False, multiple=False, short=None, metavar=None, aliases=()):
+                 required=False, multiple=False, short=None, metavar=None, aliases=(),
+                 low=0, high=None):
         self.name = name
         self.aliases = tuple("--" + a for a in aliases)   # other long names, same dest
         self.kind = kind
@@ -31,6 +40,10 @@ class Param:
         self.short = short
         self.metavar = metavar or (name.upper() if positional else
                                    {"size": "N", "float": "S", "flag": ""}.get(kind, "TEXT"))
+        self.low = low
+        if high is None:
+            high = OFF_MAX if kind == "size" else FLOAT_MAX
+        self.high = high
 
     @property
     def dest(self):
@@ -84,19 +97,33 @@ def convert(cmd, raw):
                 conv.append(bool(s))
             elif p.kind == "size":
                 try:
-                    conv.append(parse_number(s))
+                    n = parse_number(s)
                 except ValueError:
                     raise UsageError("%s: %s needs a number (0x.., K, M), not %r"
                                      % (cmd.name, p.metavar if p.positional else p.flag, s))
+                conv.append(_in_range(cmd, p, n, s))
             elif p.kind == "float":
                 try:
-                    conv.append(float(s))
+                    f = float(s)
                 except ValueError:
                     raise UsageError("%s: %s needs a number, not %r" % (cmd.name, p.flag, s))
+                conv.append(_in_range(cmd, p, f, s))
             else:
                 conv.append(s)
         out[p.dest] = conv if p.multiple else conv[0]
     return Opts(out)
+
+
+def _in_range(cmd, p, v, text):
+    # written so that NaN (every comparison false) fails too
+    if not (p.low <= v <= p.high):
+        name = p.metavar if p.positional else p.flag
+        if p.kind == "size":
+            rng = "0x%x to 0x%x" % (p.low, p.high)
+        else:
+            rng = "%g to %g" % (p.low, p.high)
+        raise UsageError("%s: %s must be from %s, not %r" % (cmd.name, name, rng, text))
+    return v
 
 
 def parse_argv(cmd, argv):
