@@ -10,12 +10,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QEMU_CONF = os.path.join(ROOT, "board-configs", "qemu-x86_64.conf")
 
 
-def ck(*args, input=None, env=None, **kw):
+def ck(*args, input=None, env=None, timeout=60, **kw):
     e = dict(os.environ, PYTHONPATH=ROOT)
     e.pop("CRASHKEEP_DEVICE", None)
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "crashkeep", *args], input=input,
-                          capture_output=True, env=e, cwd=ROOT, timeout=60, **kw)
+                          capture_output=True, env=e, cwd=ROOT, timeout=timeout, **kw)
 
 
 def one_line_error(r, code=None):
@@ -83,3 +83,36 @@ def test_copy_huge_offsets_leave_dst_alone(tmp_path, flag, value):
                                   ["dump", "--bogus"], ["copy"]])
 def test_usage_errors_are_one_line_both_entries(argv):
     one_line_error(ck(*argv), 2)
+
+
+# -- item 6: a FIFO as --device or SOURCE is refused up front, naming it -------------
+FIFO_CASES = [
+    ["list", "--device", "{f}"],
+    ["list", "--json", "--device", "{f}"],
+    ["dump", "x", "--device", "{f}"],
+    ["dump", "--raw", "--device", "{f}"],
+    ["ramoops", "list", "{f}"],
+    ["ramoops", "extract", "{f}", "--out", "{d}/out"],
+    ["core", "analyze", "{f}"],
+    ["save", "-", "--name", "x", "--device", "{f}"],
+    ["clear", "x", "--device", "{f}"],
+    ["clear", "--all", "--device", "{f}"],
+    ["boot", "--board", QEMU_CONF, "--root", "{d}", "--keep", "{f}", "--dir", "{d}/flash"],
+]
+
+
+@pytest.mark.parametrize("argv", FIFO_CASES, ids=lambda a: "-".join(a[:2]))
+def test_fifo_is_refused_and_named(tmp_path, argv):
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    argv = [a.format(f=fifo, d=str(tmp_path)) for a in argv]
+    try:
+        r = ck(*argv, input=b"hi\n", timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("%s blocked on a FIFO" % argv)
+    if argv[0] == "boot":
+        # boot goes on (pstore, then a note); the keep area is named in its one line
+        assert "'%s'" % fifo in r.stderr.decode() + r.stdout.decode(), r
+        return
+    err = one_line_error(r, 4)
+    assert "'%s'" % fifo in err and "FIFO" in err, err

@@ -1,5 +1,4 @@
 """MTD device lookup and geometry on a fake /proc and /sys tree."""
-import builtins
 import errno
 
 import pytest
@@ -78,9 +77,9 @@ def test_file_info_and_errors(tmp_path):
 
 
 def test_read_only_device_message(monkeypatch):
-    def ro_open(path, mode="r", buffering=-1):
+    def ro_open(path, write=False, chardev="mtd"):
         raise OSError(errno.EROFS, "Read-only file system")
-    monkeypatch.setattr(builtins, "open", ro_open)
+    monkeypatch.setattr(mtd, "open_checked", ro_open)
     with pytest.raises(DeviceError, match="for writing: .*read-only device"):
         mtd.open_device("/dev/mtd0ro")
 

@@ -620,8 +620,9 @@ def _top(r):
 
 def analyze(opts):
     import os
+    from crashkeep.mtd import open_checked
     try:
-        f = open(opts.core, "rb")
+        f = open_checked(opts.core, chardev="none")
     except OSError as e:
         raise DeviceError("Failed to open '%s': %s" % (opts.core, strerror(e)))
     try:

@@ -91,7 +91,7 @@ def dump_raw(opts):
         from crashkeep.compat import exists
         import os
         progress = tty_progress(os.stat(path)[6] if exists(path) else None)
-    blockcopy.copy(path, opts.out or "-", progress=progress)
+    blockcopy.copy(path, opts.out or "-", progress=progress, device_only=True)
     return 0
 
 

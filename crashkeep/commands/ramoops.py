@@ -79,8 +79,9 @@ def read_source(opts):
     """(region bytes, Params) for the command's SOURCE and options."""
     path = source_path(opts.source)
     is_mem = path == DEV_MEM
+    from crashkeep.mtd import open_checked
     try:
-        f = open(path, "rb")
+        f = open_checked(path)
     except OSError as e:
         raise DeviceError("Failed to open '%s': %s" % (path, strerror(e)))
     try:

@@ -53,10 +53,14 @@ def _size_of(f, path):
     return end
 
 
-def open_src(path):
+def open_src(path, device_only=False):
+    """device_only: refuse a FIFO, socket or tty up front (dump --raw of the keep area)."""
     if path == "-":
         return _std("stdin"), False
     try:
+        if device_only:
+            from crashkeep.mtd import open_checked
+            return open_checked(path), True
         f = open(path, "rb", buffering=0)
     except OSError as e:
         raise DeviceError("Failed to open '%s': %s" % (path, strerror(e)))
@@ -131,14 +135,14 @@ def plan(size, tail=None, skip=0, count=None):
 
 
 def copy(src_path, dst_path, tail=None, skip=0, seek=0, count=None, bs=DEFAULT_BS,
-         notrunc=False, progress=None, root=""):
+         notrunc=False, progress=None, root="", device_only=False):
     """Copy and return the number of bytes written. Paths may be `mtd:NAME`."""
     from crashkeep.system import mtd
     if bs <= 0:
         raise ConfigError("--bs must be at least 1")
     src_path = mtd.resolve(src_path, root) if src_path != "-" else src_path
     dst_path = mtd.resolve(dst_path, root) if dst_path != "-" else dst_path
-    src, src_seekable = open_src(src_path)
+    src, src_seekable = open_src(src_path, device_only)
     try:
         size = _size_of(src, src_path) if src_seekable else None
         if size is None:

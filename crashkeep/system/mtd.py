@@ -222,10 +222,56 @@ def device_info(path, f=None, root=""):
     return Info(path, "file", size, 0)
 
 
+_KINDS = {0o010000: "a FIFO", 0o140000: "a socket", 0o040000: "a directory",
+          0o020000: "a character device", 0o060000: "a block device", 0o100000: "a file"}
+
+
+def _refuse(path, fmt, chardev):
+    """DeviceError unless fmt is a file, a block device or (if chardev says so) this char device.
+
+    A FIFO or a socket would block a read for ever (boot has a deadline, list
+    has none); a tty as well, so only MTD nodes and /dev/mem pass as char devices.
+    """
+    if fmt in (0o100000, 0o060000):
+        return
+    if fmt == 0o020000 and (chardev == "any" or (chardev == "mtd" and
+                                                 (mtd_index(path) is not None
+                                                  or path.endswith("/mem")))):
+        return
+    raise DeviceError("Failed to open '%s': %s, not a file, MTD or block device"
+                      % (path, _KINDS.get(fmt, "not a regular file")))
+
+
+def open_checked(path, write=False, chardev="mtd"):
+    """Open `path` unbuffered after checking what it is, without blocking on a FIFO.
+
+    chardev: "mtd" (MTD nodes and /dev/mem), "any" or "none".
+    """
+    mode = "r+b" if write else "rb"
+    if not hasattr(sysos, "fstat") or not hasattr(sysos, "O_NONBLOCK"):
+        # MicroPython: no open flags; stat first (a FIFO's stat does not block)
+        try:
+            fmt = sysos.stat(path)[0] & 0o170000
+        except OSError as e:
+            raise DeviceError("Failed to open '%s': %s" % (path, strerror(e)))
+        _refuse(path, fmt, chardev)
+        return open(path, mode, buffering=0)
+    flags = (sysos.O_RDWR if write else sysos.O_RDONLY) | sysos.O_NONBLOCK | \
+        getattr(sysos, "O_CLOEXEC", 0) | getattr(sysos, "O_NOCTTY", 0)
+    fd = sysos.open(path, flags)
+    try:
+        _refuse(path, sysos.fstat(fd)[0] & 0o170000, chardev)
+        sysos.set_blocking(fd, True)
+        return open(fd, mode, buffering=0)
+    except BaseException:
+        sysos.close(fd)
+        raise
+
+
 def open_device(path, write=True):
     """Open for reading (and writing): DeviceError naming the path and the reason."""
     try:
-        return open(path, "r+b" if write else "rb", buffering=0)
+        return open_checked(path, write)
     except OSError as e:
         err = errno_of(e)
         if write and err in (13, 30, 1):       # EACCES, EROFS, EPERM
