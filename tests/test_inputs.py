@@ -116,3 +116,88 @@ def test_fifo_is_refused_and_named(tmp_path, argv):
         return
     err = one_line_error(r, 4)
     assert "'%s'" % fifo in err and "FIFO" in err, err
+
+
+# -- item 8: closed stdio is never a traceback, an internal error or a failed job ----
+def _closed(argv, close=(1,), input_fd=None):
+    """Run with the given fds closed in the child (a shell's `>&-`)."""
+    def pre():
+        for fd in close:
+            os.close(fd)
+    e = dict(os.environ, PYTHONPATH=ROOT)
+    e.pop("CRASHKEEP_DEVICE", None)
+    keep_err = 2 not in close
+    r = subprocess.run([sys.executable, "-m", "crashkeep", *argv], preexec_fn=pre,
+                       stdin=subprocess.DEVNULL if 0 not in close else None,
+                       stdout=subprocess.PIPE if 1 not in close else None,
+                       stderr=subprocess.PIPE if keep_err else None, env=e, cwd=ROOT,
+                       timeout=60)
+    return r
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["save", "--help"], ["board", "--help"],
+                                  ["list", "--device", "{a}"], ["dump", "x", "--device", "{a}"],
+                                  ["board", "show", QEMU_CONF]],
+                         ids=lambda a: "-".join(a[:2]))
+@pytest.mark.parametrize("close", [(1,), (1, 2)], ids=["stdout", "stdout+stderr"])
+def test_closed_stdout_is_not_an_error(area, argv, close):
+    ck("save", "-", "--name", "x", "--device", area, input=b"hello\n")
+    r = _closed([a.format(a=area) for a in argv], close)
+    assert r.returncode == 0, r.stderr
+    if r.stderr is not None:
+        assert r.stderr == b"", r.stderr
+
+
+def test_closed_stderr_error_keeps_exit_code():
+    r = _closed(["board", "check", "/nonexistent.conf"], (2,))
+    assert r.returncode == 2
+
+
+def test_boot_with_all_stdio_closed_salvages_and_logs_to_kmsg():
+    sys.path.insert(0, os.path.join(ROOT, "tests", "core"))
+    import test_salvage_core as core
+    root = core.make_root(core.RECORDS, core.KEEP)
+    r = _closed(["boot", "--board", root + "/board.conf", "--root", root,
+                 "--keep", root + "/keep.img"], (0, 1, 2))
+    assert r.returncode == 0
+    kmsg = open(root + "/dev/kmsg", "rb").read()
+    assert kmsg.startswith(b"<5>crashkeep: boot #1 after panic") and kmsg.count(b"\n") == 1, kmsg
+    assert sorted(n for n, _ in core.saved_files(root)) == \
+        sorted([n for n, _ in core.RECORDS] + ["phram/" + n for n, _ in core.KEEP])
+
+
+# -- item 9: one broken-pipe policy (BusyBox's): quiet, exit 0 -----------------------
+def _piped(argv, nbytes=1, input=None):
+    """argv | head -c nbytes, returning (exit code of argv, its stderr)."""
+    e = dict(os.environ, PYTHONPATH=ROOT)
+    e.pop("PYTHONUNBUFFERED", None)
+    p = subprocess.Popen([sys.executable, "-m", "crashkeep", *argv], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.PIPE, env=e, cwd=ROOT)
+    if input is not None:
+        p.stdin.write(input)
+    p.stdin.close()
+    p.stdout.read(nbytes)
+    p.stdout.close()           # the reader goes away, like head after its byte
+    err = p.stderr.read()
+    return p.wait(timeout=60), err
+
+
+@pytest.mark.parametrize("argv", [["list", "--device", "{a}"],
+                                  ["list", "--json", "--device", "{a}"],
+                                  ["dump", "big", "--device", "{a}"],
+                                  ["dump", "--all", "--device", "{a}"],
+                                  ["dump", "--raw", "--device", "{a}"],
+                                  ["copy", "{big}", "-"],
+                                  ["copy", "{big}", "-", "--tail", "300000"],
+                                  ["copy", "-", "-", "--tail", "300000"],
+                                  ["board", "show", QEMU_CONF],
+                                  ["save", "--help"]],
+                         ids=lambda a: "-".join(a[:3]))
+def test_broken_pipe_is_quiet_and_exit_0(area, tmp_path, argv):
+    big = tmp_path / "big"
+    big.write_bytes(b"".join(b"line %d\n" % i for i in range(60000)))
+    ck("save", str(big), "--name", "big", "--max-bytes", "200K", "--device", area)
+    argv = [a.format(a=area, big=str(big)) for a in argv]
+    for _ in range(3):          # the race with the reader's exit is not the same each time
+        rc, err = _piped(argv, input=big.read_bytes() if "-" in argv[1:2] else None)
+        assert (rc, err) == (0, b""), (argv, rc, err)

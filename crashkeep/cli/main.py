@@ -2,8 +2,7 @@
 import sys
 
 from crashkeep import __version__
-from crashkeep.cli.run import run_command, say_error
-from crashkeep.errors import CrashkeepError
+from crashkeep.cli.run import run_command, say_error, sanitize_stdio, quiet_broken_pipe, _is_epipe
 
 
 def fast_main(argv):
@@ -19,8 +18,7 @@ def fast_main(argv):
         say_error("%s (try 'crashkeep %s --help')" % (e, cmd.name))
         return e.exit_code
     if raw is None:
-        sys.stdout.write(help_text(cmd, registry.subcommands(cmd)))
-        return 0
+        return _print(help_text(cmd, registry.subcommands(cmd)))
     return run_command(cmd, raw)
 
 
@@ -28,8 +26,7 @@ def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
     if argv in (["--version"], ["-V"]):
-        sys.stdout.write("crashkeep %s\n" % __version__)
-        return 0
+        return _print("crashkeep %s\n" % __version__)
     rc = fast_main(argv)
     if rc is not None:
         return rc
@@ -37,5 +34,17 @@ def main(argv=None):
     return run_typer(argv)
 
 
+def _print(text):
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as e:
+        if _is_epipe(e):
+            return quiet_broken_pipe()
+        raise
+    return 0
+
+
 def console_main():
+    sanitize_stdio()
     sys.exit(main())

@@ -610,13 +610,17 @@ def _msg(e):
 
 
 def log(line, root="/"):
-    """The summary line to the console (stdout) and the kernel log."""
-    sys.stdout.write(line + "\n")
-    try:
-        sys.stdout.flush()
-    except AttributeError:
-        pass
+    """The summary line to the kernel log, then the console (stdout).
+
+    Kmsg first: an initramfs without /dev/console has no stdout at all, and
+    the kernel log is where the line is read after the boot.
+    """
     kmsg(line, path_join(root, "dev/kmsg"), 5)
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except (AttributeError, OSError, ValueError):
+        pass    # no console: the salvage is done and logged, that is not its failure
 
 
 def _alarm(seconds, handler):

@@ -15,7 +15,7 @@ once here.
 """
 import sys
 
-from crashkeep.compat import MICROPYTHON, strerror, sysos, twin
+from crashkeep.compat import MICROPYTHON, strerror, errno_of, sysos, twin
 from crashkeep.errors import DeviceError, ConfigError
 
 _impl = twin("crashkeep.system", "blockcopy")
@@ -170,6 +170,8 @@ def copy(src_path, dst_path, tail=None, skip=0, seek=0, count=None, bs=DEFAULT_B
             else:
                 dst.flush()
     except OSError as e:
+        if errno_of(e) == 32 and dst_path == "-":
+            raise       # EPIPE: the reader went away; the entry's broken-pipe policy
         raise DeviceError("Failed to copy '%s' to '%s': %s" % (src_path, dst_path, strerror(e)))
     finally:
         if src_path != "-":
