@@ -173,15 +173,21 @@ def _piped(argv, nbytes=1, input=None):
     e.pop("PYTHONUNBUFFERED", None)
     p = subprocess.Popen([sys.executable, "-m", "crashkeep", *argv], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, stdin=subprocess.PIPE, env=e, cwd=ROOT)
+    import threading
+
+    def feed():
+        try:
+            if input is not None:
+                p.stdin.write(input)
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+    t = threading.Thread(target=feed)
+    t.start()
     if nbytes:
         p.stdout.read(nbytes)
     p.stdout.close()           # the reader goes away, like head after its byte
-    if input is not None:
-        try:
-            p.stdin.write(input)
-        except BrokenPipeError:
-            pass
-    p.stdin.close()
+    t.join(60)
     err = p.stderr.read()
     return p.wait(timeout=60), err
 
