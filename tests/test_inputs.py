@@ -213,3 +213,65 @@ def test_broken_pipe_is_quiet_and_exit_0(area, tmp_path, argv):
     for nbytes in (0, 1, 1):
         rc, err = _piped(argv, nbytes, input=big.read_bytes() if "-" in argv[1:2] else None)
         assert (rc, err) == (0, b""), (argv, nbytes, rc, err)
+
+
+# -- item 7: buffers bounded by the destination and the source's real size ---------
+RSS_MAX_KB = 16 << 10
+
+
+def peak_rss_kb(argv, input=b"", cwd=None):
+    """Peak RSS of one run, from the kernel's own accounting (RUSAGE_CHILDREN in a
+    fresh helper process, so no earlier child counts). Python starts without site
+    (-S), as the static binary does."""
+    code = ("import resource, subprocess, sys\n"
+            "r = subprocess.run(sys.argv[1:], input=%r, stdout=subprocess.DEVNULL,"
+            " stderr=subprocess.PIPE)\n"
+            "sys.stderr.buffer.write(r.stderr)\n"
+            "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            % (input,))
+    entry = ("import sys; sys.path.insert(0, %r); from crashkeep.entry import console_main; "
+             "console_main()" % ROOT)
+    r = subprocess.run([sys.executable, "-c", code, sys.executable, "-S", "-c", entry, *argv],
+                       capture_output=True, cwd=cwd, timeout=120)
+    rc, kb = r.stdout.split()
+    return int(rc), int(kb), r.stderr.decode()
+
+
+@pytest.mark.parametrize("argv", [
+    ["save", "-", "--name", "x", "--device", "{small}", "--max-bytes", "1G"],
+    ["save", "{big}", "--name", "y", "--device", "{small}", "--max-bytes", "1G"],
+    ["copy", "-", "{d}/out", "--tail", "0x10000000000"],
+    ["copy", "-", "{d}/out", "--bs", "0x10000000000"],
+    ["copy", "{big}", "{d}/out", "--bs", "0x10000000000"],
+    ["copy", "{big}", "{d}/out", "--tail", "0x10000000000", "--bs", "1G"],
+    ["dump", "--raw", "--device", "{small}"],
+    ["dump", "--all", "--device", "{small}"],
+], ids=lambda a: "-".join(a[:1] + a[-2:-1]))
+def test_peak_rss_is_bounded_whatever_the_flags(tmp_path, argv):
+    small = tmp_path / "small.img"
+    small.write_bytes(bytes(64 << 10))
+    big = tmp_path / "big"
+    big.write_bytes(b"b" * (3 << 20))
+    argv = [a.format(small=small, big=big, d=tmp_path) for a in argv]
+    rc, kb, err = peak_rss_kb(argv, input=b"hi\n" * 1000)
+    assert rc in (0, 5), err       # 5: a 3 MiB tail does not fit a 64 KiB area
+    assert kb <= RSS_MAX_KB, (argv, kb)
+
+
+def test_boot_peak_rss_is_bounded(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "core"))
+    import test_salvage_core as core
+    root = core.make_root(core.RECORDS, core.KEEP)
+    rc, kb, err = peak_rss_kb(["boot", "--board", root + "/board.conf", "--root", root,
+                               "--keep", root + "/keep.img", "--timeout", "30"])
+    assert rc == 0, err
+    assert kb <= RSS_MAX_KB, kb
+
+
+def test_tail_stream_holds_only_what_arrived():
+    import io
+    from crashkeep import blockcopy
+    data, total = blockcopy.tail_stream(io.BytesIO(b"hi\n"), 1 << 40)
+    assert (data, total) == (b"hi\n", 3)
+    data, total = blockcopy.tail_stream(io.BytesIO(bytes(range(256)) * 1000), 1000, bs=77)
+    assert data == (bytes(range(256)) * 1000)[-1000:] and total == 256000

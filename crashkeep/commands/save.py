@@ -66,6 +66,8 @@ def save_once(area, opts, flags=0):
     limit = opts.max_bytes
     if limit is None:
         limit = area.max_payload(opts.name, source)
+    # bytes past the area's capacity could never be kept: do not read them in
+    limit = min(limit, area.capacity())
     payload, size = read_tail(opts.file, limit)
     return area.put(opts.name, payload, source=source, orig_size=size, flags=flags,
                     evict=opts.evict)

@@ -23,6 +23,7 @@ _impl = twin("crashkeep.system", "blockcopy")
 IMPL = _impl.IMPL
 copy_range = _impl.copy_range
 DEFAULT_BS = 1 << 20
+BS_MAX = 4 << 20
 
 _S_IFMT = 0o170000
 _S_IFREG = 0o100000
@@ -91,11 +92,15 @@ def open_dst(path, seek, notrunc):
 
 
 def tail_stream(src, n, bs=65536):
-    """The last n bytes of a non-seekable source, read through an n-byte ring."""
-    ring = bytearray(n)
+    """The last n bytes of a non-seekable source, read through an n-byte ring.
+
+    The ring grows with what arrives, so its size is bounded by the source's
+    real size as well as by n: `echo hi | ... --tail 1T` holds three bytes.
+    """
+    ring = bytearray()
     buf = bytearray(min(bs, max(n, 1)))
     mv = memoryview(buf)
-    pos = 0          # next ring write position
+    pos = 0          # next ring write position, once the ring is full
     total = 0
     while True:
         k = src.readinto(mv)
@@ -103,6 +108,13 @@ def tail_stream(src, n, bs=65536):
             break
         total += k
         data = mv[:k]
+        if len(ring) < n:
+            take = min(k, n - len(ring))
+            ring.extend(data[:take])
+            if take == k:
+                continue
+            data = data[take:]
+            k -= take
         if k >= n:
             ring[:] = data[k - n:]
             pos = 0
@@ -113,7 +125,7 @@ def tail_stream(src, n, bs=65536):
             ring[:k - first] = data[first:]
         pos = (pos + k) % n if n else 0
     if total < n:
-        return bytes(ring[:total]), total
+        return bytes(ring), total
     return bytes(ring[pos:]) + bytes(ring[:pos]), total
 
 
@@ -140,6 +152,9 @@ def copy(src_path, dst_path, tail=None, skip=0, seek=0, count=None, bs=DEFAULT_B
     from crashkeep.system import mtd
     if bs <= 0:
         raise ConfigError("--bs must be at least 1")
+    # dd's bs only sizes its buffer (we count bytes, not blocks), so a larger
+    # one copies the same bytes; it is not worth the memory of a small board
+    bs = min(bs, BS_MAX)
     src_path = mtd.resolve(src_path, root) if src_path != "-" else src_path
     dst_path = mtd.resolve(dst_path, root) if dst_path != "-" else dst_path
     src, src_seekable = open_src(src_path, device_only)
