@@ -275,3 +275,68 @@ def test_tail_stream_holds_only_what_arrived():
     assert (data, total) == (b"hi\n", 3)
     data, total = blockcopy.tail_stream(io.BytesIO(bytes(range(256)) * 1000), 1000, bs=77)
     assert data == (bytes(range(256)) * 1000)[-1000:] and total == 256000
+
+
+# -- item 3: the record limit: save refuses at it, readers read past it ---------------
+def full_area(path, n, size=512 << 10):
+    """A keep area holding n one-byte records r0..r(n-1), written directly."""
+    from binascii import crc32
+    from crashkeep import phramrec as pr
+    img = bytearray(size)
+    off = pr.BOOT_SLOTS * pr.UNIT
+    for i in range(n):
+        hdr = pr.encode_header("r%d" % i, i + 1, 1, crc32(b"x"), wall_time=1700000000)
+        img[off:off + len(hdr) + 1] = hdr + b"x"
+        off += pr.align_up(len(hdr) + 1, pr.UNIT)
+    assert off <= size
+    open(path, "wb").write(img)
+    return path
+
+
+def test_save_refuses_the_record_past_the_limit(tmp_path):
+    from crashkeep import phramrec as pr
+    area = full_area(str(tmp_path / "k.img"), pr.RECORDS_MAX)
+    before = open(area, "rb").read()
+    r = ck("save", "-", "--name", "one-too-many", "--device", area, input=b"x")
+    err = one_line_error(r, 5)
+    assert "%d records" % pr.RECORDS_MAX in err
+    assert open(area, "rb").read() == before
+    # a new version of a kept name is not a new record
+    ck("save", "-", "--name", "r7", "--device", area, input=b"y").check_returncode()
+    # --evict makes room by dropping the oldest
+    ck("save", "-", "--name", "new", "--evict", "--device", area, input=b"z").check_returncode()
+    names = [x.split()[0] for x in ck("list", "--device", area).stdout.decode().splitlines()[2:]]
+    assert "r0" not in names and "new" in names and len(names) == pr.RECORDS_MAX
+
+
+def test_over_full_area_still_lists_dumps_saves_clears_and_boots(tmp_path):
+    from crashkeep import phramrec as pr
+    n = pr.RECORDS_MAX + 1              # what today's 1025th save leaves behind
+    area = full_area(str(tmp_path / "k.img"), n)
+    import json
+    doc = json.loads(ck("list", "--json", "--device", area).stdout)
+    assert len(doc["records"]) == n
+    assert ck("dump", "r1024", "--device", area).stdout == b"x"
+    ck("clear", "r1024", "--device", area).check_returncode()
+    ck("save", "-", "--name", "r5", "--device", area, input=b"new").check_returncode()
+    assert ck("dump", "r5", "--device", area).stdout == b"new"
+    # boot reads it (today it salvaged none: "more than 1024 records"). Salvaging
+    # 1025 records one file each takes longer than a short deadline; what is not
+    # salvaged by then stays in RAM for the next boot, which is the deadline's rule.
+    sys.path.insert(0, os.path.join(ROOT, "tests", "core"))
+    import test_salvage_core as core
+    root = core.make_root(core.RECORDS)
+    full_area(root + "/keep.img", n)
+    from crashkeep import entry, keeparea
+    import io
+    import contextlib
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        entry.main(["boot", "--board", root + "/board.conf", "--root", root,
+                    "--keep", root + "/keep.img", "--timeout", "3"])
+    assert "more than" not in out.getvalue(), out.getvalue()
+    phram = [name for name, _ in core.saved_files(root) if name.startswith("phram/")]
+    a = keeparea.open_area(root + "/keep.img")
+    left = len(a.list())
+    a.close()
+    assert len(phram) + left == n, (len(phram), left, out.getvalue())

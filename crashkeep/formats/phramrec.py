@@ -70,7 +70,7 @@ from binascii import crc32
 from crashkeep.compat import const
 from crashkeep.errors import FormatError
 from crashkeep.limits import (KEEP_NAME_MAX, KEEP_FIRMWARE_MAX, KEEP_SOURCE_MAX,
-                              KEEP_RECORDS_MAX, KEEP_HDR_MAX)
+                              KEEP_RECORDS_MAX, KEEP_SCAN_MAX, KEEP_HDR_MAX)
 
 MAGIC = b"CKPR"
 BOOT_MAGIC = b"CKBS"
@@ -84,6 +84,7 @@ NAME_MAX = KEEP_NAME_MAX
 FIRMWARE_MAX = KEEP_FIRMWARE_MAX
 SOURCE_MAX = KEEP_SOURCE_MAX
 RECORDS_MAX = KEEP_RECORDS_MAX
+SCAN_MAX = KEEP_SCAN_MAX
 HDR_MAX = KEEP_HDR_MAX
 
 # flags
@@ -321,8 +322,8 @@ def scan(buf, start, end, unit=UNIT):
             continue
         info.extent = align_up(info.hdr_len + info.length, unit)
         out.append(info)
-        if len(out) > RECORDS_MAX:
-            raise FormatError("more than %d records in the keep area" % RECORDS_MAX)
+        if len(out) > SCAN_MAX:
+            raise FormatError("more than %d records in the keep area" % SCAN_MAX)
         off = pos + info.extent
     return out
 

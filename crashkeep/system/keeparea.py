@@ -266,12 +266,18 @@ class KeepArea:
             raise NoSpaceError("Failed to save '%s' to '%s': %d bytes do not fit in a keep area "
                                "of %d" % (name, self.path, extent, self.capacity()))
         keep = list(live.values())
+        if name not in live and len(live) >= pr.RECORDS_MAX and not evict:
+            # refuse here, not after: every reader would then have one record too many
+            raise NoSpaceError("Failed to save '%s' to '%s': the keep area holds %d records, "
+                               "the most it keeps (clear some, or --evict)"
+                               % (name, self.path, len(live)))
         spot = self._fit(keep, extent)
         evicted = []
-        if spot is None and evict:
+        full = name not in live and len(live) >= pr.RECORDS_MAX
+        if (spot is None or full) and evict:
             # oldest other records first; the old version of this name goes last
             order = sorted(keep, key=lambda r: (r.name == name, r.seq))
-            while spot is None and order:
+            while (spot is None or len(keep) >= pr.RECORDS_MAX) and order:
                 victim = order.pop(0)
                 keep.remove(victim)
                 evicted.append(victim)

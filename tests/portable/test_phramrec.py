@@ -104,8 +104,8 @@ def test_scan_skips_record_images_inside_a_payload():
 def test_scan_limits_record_count():
     one = make("r", b"", seq=1)
     assert len(one) <= 128
-    area = bytearray(128 * (pr.RECORDS_MAX + 2))
-    for i in range(pr.RECORDS_MAX + 2):
+    area = bytearray(128 * (pr.SCAN_MAX + 2))
+    for i in range(pr.SCAN_MAX + 2):
         area[i * 128:i * 128 + len(one)] = one
     raises(FormatError, pr.scan, area, 0, len(area))
 

@@ -413,12 +413,12 @@ def test_retention_pruned_bundle_does_not_count_as_saved():
 
 
 def test_unreadable_keep_area_does_not_stop_pstore_salvage():
-    """A keep area the scanner rejects (more than RECORDS_MAX records) is one note;
+    """A keep area the scanner rejects (more than SCAN_MAX records) is one note;
     the panic records are still salvaged and the keep area is left alone."""
     from binascii import crc32
     from crashkeep.formats import phramrec as pr
     root = make_root(RECORDS)
-    n = pr.RECORDS_MAX + 1
+    n = pr.SCAN_MAX + 1
     img = bytearray(pr.BOOT_SLOTS * pr.UNIT + n * 128)     # every byte a record
     off = pr.BOOT_SLOTS * pr.UNIT
     for i in range(n):
