@@ -54,7 +54,7 @@ def test_save_follow_interval_rejects_nonfinite(area, tmp_path, value):
 
 def test_typer_entry_checks_ranges_too(capsys):
     from crashkeep.cli.app import run_typer
-    from crashkeep.entry import fast_main
+    from crashkeep.cli.main import fast_main
     for entry in (fast_main, run_typer):
         rc = entry(["boot", "--timeout", "nan", "--board", "/nonexistent.conf"])
         err = capsys.readouterr().err
@@ -154,8 +154,8 @@ def test_closed_stderr_error_keeps_exit_code():
 
 
 def test_boot_with_all_stdio_closed_salvages_and_logs_to_kmsg():
-    sys.path.insert(0, os.path.join(ROOT, "tests", "core"))
-    import test_salvage_core as core
+    sys.path.insert(0, os.path.join(ROOT, "tests", "portable"))
+    import test_salvage as core
     root = core.make_root(core.RECORDS, core.KEEP)
     r = _closed(["boot", "--board", root + "/board.conf", "--root", root,
                  "--keep", root + "/keep.img"], (0, 1, 2))
@@ -229,7 +229,7 @@ def peak_rss_kb(argv, input=b"", cwd=None):
             "sys.stderr.buffer.write(r.stderr)\n"
             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
             % (input,))
-    entry = ("import sys; sys.path.insert(0, %r); from crashkeep.entry import console_main; "
+    entry = ("import sys; sys.path.insert(0, %r); from crashkeep.cli.main import console_main; "
              "console_main()" % ROOT)
     r = subprocess.run([sys.executable, "-c", code, sys.executable, "-S", "-c", entry, *argv],
                        capture_output=True, cwd=cwd, timeout=120)
@@ -259,8 +259,8 @@ def test_peak_rss_is_bounded_whatever_the_flags(tmp_path, argv):
 
 
 def test_boot_peak_rss_is_bounded(tmp_path):
-    sys.path.insert(0, os.path.join(ROOT, "tests", "core"))
-    import test_salvage_core as core
+    sys.path.insert(0, os.path.join(ROOT, "tests", "portable"))
+    import test_salvage as core
     root = core.make_root(core.RECORDS, core.KEEP)
     rc, kb, err = peak_rss_kb(["boot", "--board", root + "/board.conf", "--root", root,
                                "--keep", root + "/keep.img", "--timeout", "30"])
@@ -270,7 +270,7 @@ def test_boot_peak_rss_is_bounded(tmp_path):
 
 def test_tail_stream_holds_only_what_arrived():
     import io
-    from crashkeep import blockcopy
+    from crashkeep.system import blockcopy
     data, total = blockcopy.tail_stream(io.BytesIO(b"hi\n"), 1 << 40)
     assert (data, total) == (b"hi\n", 3)
     data, total = blockcopy.tail_stream(io.BytesIO(bytes(range(256)) * 1000), 1000, bs=77)
@@ -281,7 +281,7 @@ def test_tail_stream_holds_only_what_arrived():
 def full_area(path, n, size=512 << 10):
     """A keep area holding n one-byte records r0..r(n-1), written directly."""
     from binascii import crc32
-    from crashkeep import phramrec as pr
+    from crashkeep.formats import phramrec as pr
     img = bytearray(size)
     off = pr.BOOT_SLOTS * pr.UNIT
     for i in range(n):
@@ -294,7 +294,7 @@ def full_area(path, n, size=512 << 10):
 
 
 def test_save_refuses_the_record_past_the_limit(tmp_path):
-    from crashkeep import phramrec as pr
+    from crashkeep.formats import phramrec as pr
     area = full_area(str(tmp_path / "k.img"), pr.RECORDS_MAX)
     before = open(area, "rb").read()
     r = ck("save", "-", "--name", "one-too-many", "--device", area, input=b"x")
@@ -310,7 +310,7 @@ def test_save_refuses_the_record_past_the_limit(tmp_path):
 
 
 def test_over_full_area_still_lists_dumps_saves_clears_and_boots(tmp_path):
-    from crashkeep import phramrec as pr
+    from crashkeep.formats import phramrec as pr
     n = pr.RECORDS_MAX + 1              # what today's 1025th save leaves behind
     area = full_area(str(tmp_path / "k.img"), n)
     import json
@@ -323,11 +323,12 @@ def test_over_full_area_still_lists_dumps_saves_clears_and_boots(tmp_path):
     # boot reads it (today it salvaged none: "more than 1024 records"). Salvaging
     # 1025 records one file each takes longer than a short deadline; what is not
     # salvaged by then stays in RAM for the next boot, which is the deadline's rule.
-    sys.path.insert(0, os.path.join(ROOT, "tests", "core"))
-    import test_salvage_core as core
+    sys.path.insert(0, os.path.join(ROOT, "tests", "portable"))
+    import test_salvage as core
     root = core.make_root(core.RECORDS)
     full_area(root + "/keep.img", n)
-    from crashkeep import entry, keeparea
+    from crashkeep.cli import main as entry
+    from crashkeep.system import keeparea
     import io
     import contextlib
     out = io.StringIO()
@@ -340,3 +341,84 @@ def test_over_full_area_still_lists_dumps_saves_clears_and_boots(tmp_path):
     left = len(a.list())
     a.close()
     assert len(phram) + left == n, (len(phram), left, out.getvalue())
+
+
+# -- item 11: board configs: numbers, widths, wraps, RAM banks, names ----------------
+def conf(tmp_path, text, name="b.conf"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def qemu_with(**kv):
+    text = open(QEMU_CONF).read()
+    out = []
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip()
+        if key in kv:
+            v = kv.pop(key)
+            if v is not None:
+                out.append("%s = %s" % (key, v))
+            continue
+        out.append(line)
+    out += ["%s = %s" % kv_ for kv_ in kv.items() if kv_[1] is not None]
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("kv,word", [
+    ({"phram.start": "0x10000000000000000"}, "phram.start"),
+    ({"retention.bytes": "0x10000000000000000"}, "retention.bytes"),
+    ({"phram.start": "0xfffffffffffc0000"}, "wraps"),
+    ({"ramoops.mem_address": "0xffffffffffff0000", "phram.start": "0x1f080000"}, "wraps"),
+    ({"board.arch": "arm", "board.reserve": "dt", "phram.start": "0x100000000",
+      "ramoops.mem_address": "0x1f000000"}, "32 bits"),
+    ({"phram.name": 'a"b'}, "phram.name"),
+    ({"phram.name": "a;b"}, "phram.name"),
+    ({"phram.name": "a\\b"}, "phram.name"),
+    ({"board.reserve": "mem", "board.ram_start": "0x0", "board.ram_size": "0x1f000000"},
+     "outside the RAM bank"),
+])
+def test_board_check_refuses_what_the_kernel_cannot_take(tmp_path, kv, word):
+    p = conf(tmp_path, qemu_with(**kv))
+    for sub in ("check", "dts", "cmdline", "show"):
+        err = one_line_error(ck("board", sub, p), 2)
+        assert word in err and "b.conf" in err, (sub, err)
+
+
+def test_board_reserve_mem_inside_the_bank_passes(tmp_path):
+    p = conf(tmp_path, qemu_with(**{"board.reserve": "mem", "board.ram_start": "0x0",
+                                    "board.ram_size": "0x20000000"}))
+    assert ck("board", "check", p).returncode == 0
+    assert ck("board", "cmdline", p).returncode == 0
+
+
+def test_boot_with_ramoops_past_2_63_notes_it_and_salvages_phram(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "portable"))
+    import test_salvage as core
+    root = core.make_root(keep=core.KEEP)
+    text = open(root + "/board.conf").read().replace("0x1f000000", "0x8000000000000000")
+    text = text.replace("board.name = fake", "board.name = fake\nboard.arch = x86_64")
+    open(root + "/board.conf", "w").write(text)
+    import shutil
+    shutil.rmtree(root + "/sys/module/ramoops")      # ramoops not loaded: /dev/mem is read
+    open(root + "/dev/mem", "wb").close()
+    r = ck("boot", "--board", root + "/board.conf", "--root", root, "--keep", root + "/keep.img")
+    out = r.stdout.decode() + r.stderr.decode()
+    assert "internal error" not in out and "Traceback" not in out, out
+    assert "dev/mem" in out, out
+    assert sorted(n for n, _ in core.saved_files(root)) == \
+        sorted("phram/" + n for n, _ in core.KEEP), out
+
+
+# -- item 12: a config of exactly CONFIG_LINES_MAX lines ------------------------------
+def test_config_of_exactly_the_line_limit(tmp_path):
+    from crashkeep.limits import CONFIG_LINES_MAX
+    body = open(QEMU_CONF).read()
+    pad = CONFIG_LINES_MAX - body.count("\n")
+    p = conf(tmp_path, body + "#\n" * pad)
+    assert open(p).read().count("\n") == CONFIG_LINES_MAX
+    r = ck("board", "check", p)
+    assert r.returncode == 0, r.stderr
+    p = conf(tmp_path, body + "#\n" * (pad + 1), "c.conf")
+    err = one_line_error(ck("board", "check", p), 2)
+    assert "more than %d lines" % CONFIG_LINES_MAX in err

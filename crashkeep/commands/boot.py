@@ -180,6 +180,11 @@ class Run:
         except OSError as e:
             self.notes.append("Failed to read '%s': %s" % (dev, strerror(e)))
             return None
+        except (OverflowError, ValueError):
+            # an address past what lseek takes (>= 2^63): a note, the phram records go on
+            self.notes.append("Failed to read '%s': address 0x%x is past what lseek takes"
+                              % (dev, base))
+            return None
         try:
             return ramoops.read_region(data, b.ramoops_params())
         except CrashkeepError as e:

@@ -620,7 +620,7 @@ def _top(r):
 
 def analyze(opts):
     import os
-    from crashkeep.mtd import open_checked
+    from crashkeep.system.mtd import open_checked
     try:
         f = open_checked(opts.core, chardev="none")
     except OSError as e:

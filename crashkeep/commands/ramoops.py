@@ -79,7 +79,7 @@ def read_source(opts):
     """(region bytes, Params) for the command's SOURCE and options."""
     path = source_path(opts.source)
     is_mem = path == DEV_MEM
-    from crashkeep.mtd import open_checked
+    from crashkeep.system.mtd import open_checked
     try:
         f = open_checked(path)
     except OSError as e:

@@ -183,7 +183,10 @@ def parse(text, path="<config>"):
     values = {}
     lines = {}
     n = 0
-    for raw in text.split("\n"):
+    rows = text.split("\n")
+    if rows and rows[-1] == "":
+        rows.pop()          # the newline that ends the last line starts no line
+    for raw in rows:
         n += 1
         if n > CONFIG_LINES_MAX:
             raise ConfigError("%s:%d: more than %d lines" % (path, n, CONFIG_LINES_MAX))
@@ -232,6 +235,49 @@ def load(path):
     return parse(text, path)
 
 
+# physical address bits by board.arch: what one DT cell pair (`board dts`:
+# one cell on 32-bit arches, two on 64-bit) and the cmdline carry; an address
+# or region end past them is truncated by the kernel, or wraps
+ADDRESS_BITS = {"x86_64": 64, "arm64": 64, "riscv64": 64, "x86": 32, "arm": 32, "mips": 32,
+                "mipsel": 32, "powerpc": 32}
+ADDRESS_KEYS = ("board.ram_start", "ramoops.mem_address", "phram.start")
+SIZE_KEYS = ("board.ram_size", "ramoops.mem_size", "ramoops.record_size", "ramoops.console_size",
+             "ramoops.ftrace_size", "ramoops.pmsg_size", "phram.len", "phram.erasesize")
+NUMBER_MAX = (1 << 63) - 1     # counts and byte budgets: what an off_t / ssize_t holds
+PHRAM_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+@:"
+
+
+def _check_numbers(board):
+    bits = ADDRESS_BITS.get(board.get("board.arch"), 32)
+    top = 1 << bits
+    for key in board.values:
+        if KEYS[key][0] != NUM:
+            continue
+        v = board.get(key)
+        limit = top - 1 if (key in ADDRESS_KEYS or key in SIZE_KEYS) else NUMBER_MAX
+        if v > limit:
+            raise ConfigError("%s: %s 0x%x does not fit in %d bits (%s)"
+                              % (board.where(key), key, v,
+                                 bits if limit != NUMBER_MAX else 63, board.get("board.arch")))
+    for start, size in (("board.ram_start", "board.ram_size"),
+                        ("ramoops.mem_address", "ramoops.mem_size"),
+                        ("phram.start", "phram.len")):
+        if board.has(start) and board.has(size) and \
+                board.get(start) + board.get(size) > top:
+            raise ConfigError("%s: region 0x%x + 0x%x wraps past the %d-bit address space"
+                              % (board.where(start), board.get(start), board.get(size), bits))
+
+
+def _check_in_ram(board, regions):
+    """reserve = mem cuts the region off the end of the RAM bank: it must lie inside it."""
+    lo = board.get("board.ram_start")
+    hi = lo + board.get("board.ram_size")
+    for name, a, s, key in regions:
+        if a < lo or a + s > hi:
+            raise ConfigError("%s: %s region 0x%x-0x%x is outside the RAM bank 0x%x-0x%x "
+                              "(reserve = mem)" % (board.where(key), name, a, a + s, lo, hi))
+
+
 def _need(board, keys, why):
     for k in keys:
         if not board.has(k):
@@ -259,6 +305,7 @@ def validate(board):
                           % board.where("board.kernel"))
     if board.get("board.cpus") < 1:
         raise ConfigError("%s: board.cpus must be at least 1" % board.where("board.cpus"))
+    _check_numbers(board)
     regions = []
     if board.has_ramoops:
         _need(board, ("ramoops.mem_address", "ramoops.mem_size"), "the ramoops region")
@@ -269,6 +316,8 @@ def validate(board):
         _need(board, ("phram.name", "phram.start", "phram.len"), "the phram region")
         _check_phram(board, page)
         regions.append(("phram", board.get("phram.start"), board.get("phram.len"), "phram.start"))
+    if board.reserve == "mem":
+        _check_in_ram(board, regions)
     if len(regions) == 2:
         (n1, a1, s1, k1), (n2, a2, s2, k2) = regions
         if a1 < a2 + s2 and a2 < a1 + s1:
@@ -317,9 +366,10 @@ def _check_ramoops(board, page):
 
 def _check_phram(board, page):
     name = board.get("phram.name")
-    if not name or len(name) > 63 or "," in name or " " in name:
-        raise ConfigError("%s: phram.name must be 1..63 characters without ',' or spaces"
-                          % board.where("phram.name"))
+    # it goes into a cmdline (phram.phram=NAME,...), a DT string and mtd:NAME
+    if not name or len(name) > 63 or any(c not in PHRAM_NAME_CHARS for c in name):
+        raise ConfigError("%s: phram.name must be 1..63 characters of letters, digits and "
+                          "-_.+@:" % board.where("phram.name"))
     _aligned(board, "phram.start", page)
     length = board.get("phram.len")
     if length == 0:

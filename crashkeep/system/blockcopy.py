@@ -60,7 +60,7 @@ def open_src(path, device_only=False):
         return _std("stdin"), False
     try:
         if device_only:
-            from crashkeep.mtd import open_checked
+            from crashkeep.system.mtd import open_checked
             return open_checked(path), True
         f = open(path, "rb", buffering=0)
     except OSError as e:
