@@ -422,3 +422,43 @@ def test_config_of_exactly_the_line_limit(tmp_path):
     p = conf(tmp_path, body + "#\n" * (pad + 1), "c.conf")
     err = one_line_error(ck("board", "check", p), 2)
     assert "more than %d lines" % CONFIG_LINES_MAX in err
+
+
+# -- item 10: core analyze of a core with offsets past 2^63 ---------------------------
+def tiny_core(phoff=64, load_off=0x1000):
+    import struct
+    eh = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    eh += struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, phoff, 0, 0, 64, 56, 2, 0, 0, 0)
+    ph = struct.pack("<IIQQQQQQ", 4, 0, 64 + 112, 0, 0, 0, 0, 4)        # PT_NOTE, empty
+    ph += struct.pack("<IIQQQQQQ", 1, 5, load_off, 0x400000, 0, 0x1000, 0x1000, 0x1000)
+    return eh + ph
+
+
+def test_core_analyze_offset_past_2_63_is_one_line(tmp_path):
+    p = tmp_path / "c.core"
+    p.write_bytes(tiny_core(phoff=1 << 63))
+    err = one_line_error(ck("core", "analyze", str(p)), 3)
+    assert "c.core" in err
+
+
+# -- item 12: --exe is the exe used, or an error ----------------------------------------
+def test_core_analyze_missing_exe_is_an_error(tmp_path):
+    p = tmp_path / "c.core"
+    p.write_bytes(tiny_core())
+    err = one_line_error(ck("core", "analyze", str(p), "--exe", "/nonexistent/exe"), 4)
+    assert "'/nonexistent/exe'" in err
+
+
+# -- item 12: a record time of 2^63 ----------------------------------------------------
+def test_list_with_a_record_time_of_2_63(area):
+    import json
+    sys.path.insert(0, ROOT)
+    from crashkeep.system import keeparea
+    a = keeparea.open_area(area)
+    a.put("far", b"x", wall_time=1 << 63, uptime_ms=1, boot_id="")
+    a.close()
+    r = ck("list", "--device", area)
+    assert r.returncode == 0 and b"far" in r.stdout, r.stderr
+    r = ck("list", "--json", "--device", area)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["records"][0]["wall_time"] == 1 << 63

@@ -621,6 +621,12 @@ def _top(r):
 def analyze(opts):
     import os
     from crashkeep.system.mtd import open_checked
+    if opts.exe:
+        # the report names the exe it was given: it has to be the one used
+        try:
+            open_checked(opts.exe, chardev="none").close()
+        except OSError as e:
+            raise DeviceError("Failed to open '%s': %s" % (opts.exe, strerror(e)))
     try:
         f = open_checked(opts.core, chardev="none")
     except OSError as e:
@@ -628,10 +634,13 @@ def analyze(opts):
     try:
         try:
             core = elfcore.read_core(f, seekable=True)
+            maps = core_maps(core)
+            traces = backtraces(core, maps, opts.search_path or (), opts.exe)
         except FormatError as e:
             raise FormatError("Failed to read core '%s': %s" % (opts.core, e))
-        maps = core_maps(core)
-        traces = backtraces(core, maps, opts.search_path or (), opts.exe)
+        except (OverflowError, ValueError):
+            # e_phoff or a PT_LOAD p_offset past what lseek takes (>= 2^63)
+            raise FormatError("Failed to read core '%s': an offset past 2^63" % opts.core)
         exe = opts.exe or ""
         if not exe:
             entry = core.aux(elfcore.AT_ENTRY)

@@ -17,5 +17,8 @@ def when(t):
     if not t:
         return "-"
     import time
-    y, mo, d, h, mi, s = time.gmtime(int(t))[:6]
+    try:
+        y, mo, d, h, mi, s = time.gmtime(int(t))[:6]
+    except (OverflowError, ValueError, OSError):
+        return "@%d" % t        # a time no calendar holds (a record's u64, 2^63): raw seconds
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (y, mo, d, h, mi, s)
