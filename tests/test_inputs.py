@@ -462,3 +462,36 @@ def test_list_with_a_record_time_of_2_63(area):
     r = ck("list", "--json", "--device", area)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["records"][0]["wall_time"] == 1 << 63
+
+
+# -- item 12: save --follow keeps the old tail over a log rotation ------------------------
+def test_follow_keeps_the_tail_until_the_rotated_log_has_content(area, tmp_path):
+    import time
+    log = tmp_path / "messages"
+    log.write_bytes(b"old line\n")
+    e = dict(os.environ, PYTHONPATH=ROOT)
+    p = subprocess.Popen([sys.executable, "-m", "crashkeep", "save", str(log), "--name", "m",
+                          "--follow", "--interval", "0.02", "--device", area], env=e, cwd=ROOT)
+
+    def kept():
+        return ck("dump", "m", "--device", area).stdout
+
+    def wait_for(want):
+        for _ in range(500):
+            got = kept()
+            if got == want:
+                return got
+            time.sleep(0.02)
+        return got
+    try:
+        assert wait_for(b"old line\n") == b"old line\n"
+        os.rename(str(log), str(log) + ".1")
+        log.write_bytes(b"")
+        # the follower sees the new empty file many times over in this many dumps
+        for _ in range(30):
+            assert kept() == b"old line\n"
+        log.write_bytes(b"new line\n")
+        assert wait_for(b"new line\n") == b"new line\n"
+    finally:
+        p.terminate()
+        p.wait(30)

@@ -98,7 +98,9 @@ def follow(area, opts):
     try:
         while True:
             stamp = _stamp(opts.file)
-            if stamp is not None and stamp != last:
+            # a rotated (or truncated) log is empty for a while: the kept tail
+            # is the evidence until the new file has something to replace it
+            if stamp is not None and stamp != last and not (last is not None and stamp[1] == 0):
                 save_once(area, opts, phramrec.FLAG_FOLLOW)
                 last = stamp
             time.sleep(opts.interval)
