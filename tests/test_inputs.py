@@ -495,3 +495,30 @@ def test_follow_keeps_the_tail_until_the_rotated_log_has_content(area, tmp_path)
     finally:
         p.terminate()
         p.wait(30)
+
+
+# -- core.max_files: the gzip cores in core.dir are capped, oldest removed first ------
+def test_core_dir_keeps_at_most_max_files(tmp_path):
+    import gzip
+    t = str(tmp_path)
+    img = t + "/keep.img"
+    open(img, "wb").write(bytes(256 << 10))
+    cores = t + "/cores"
+    b = conf(tmp_path, "board.name = t\nphram.name = ck\nphram.start = 0x1f080000\n"
+                       "phram.len = 512K\ncore.dir = %s\ncore.max_files = 3\n"
+                       "core.rate = 1000\n" % cores)
+    os.makedirs(cores)
+    open(cores + "/unrelated.txt", "w").write("not a core\n")
+    for i in range(5):
+        blob = b"core %d " % i * 2000
+        r = ck("core", "--board", b, "--device", img, "--proc", t + "/noproc", "--",
+               str(100 + i), str(100 + i), "11", str(1700000000 + i), "prog", input=blob)
+        assert r.returncode == 0, r.stderr
+        # the mtime order is the write order even on a coarse clock
+        os.utime(cores + "/core-prog-%d.gz" % (100 + i), (1700000000 + i, 1700000000 + i))
+    kept = sorted(n for n in os.listdir(cores) if n.endswith(".gz"))
+    assert kept == ["core-prog-102.gz", "core-prog-103.gz", "core-prog-104.gz"], kept
+    assert gzip.decompress(open(cores + "/core-prog-104.gz", "rb").read()) == b"core 4 " * 2000
+    assert os.path.exists(cores + "/unrelated.txt")
+    bad = conf(tmp_path, open(b).read().replace("max_files = 3", "max_files = 0"), "bad.conf")
+    one_line_error(ck("board", "check", bad), 2)

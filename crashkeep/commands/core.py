@@ -373,9 +373,12 @@ class CoreSaver:
     the directory has less than that free, or on MicroPython (no zlib).
     """
 
-    def __init__(self, d, name, max_bytes):
+    def __init__(self, d, name, max_bytes, max_files=None):
         import os
         import zlib
+        self.dir = d.rstrip("/") or "/"
+        self.max_files = max_files
+        self.pruned = []
         self.path = "%s/%s.gz" % (d.rstrip("/"), name)
         self.tmp = "%s/.tmp-%s.gz" % (d.rstrip("/"), name)
         self.max = max_bytes
@@ -430,7 +433,41 @@ class CoreSaver:
         except OSError as e:
             self.abandon(strerror(e))
             return None
+        self.prune()
         return self.path
+
+    def prune(self):
+        """Keep the newest core.max_files cores: only after this one is committed,
+        oldest first (by mtime, then name), never the one just written."""
+        import os
+        if not self.max_files:
+            return
+        cores = []
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return
+        for n in names:
+            if not n.endswith(".gz") or n.startswith("."):
+                continue
+            p = self.dir + "/" + n
+            try:
+                cores.append((os.stat(p)[8], n, p))
+            except OSError:
+                continue
+        cores.sort()
+        extra = len(cores) - self.max_files
+        for _mtime, _n, p in cores:
+            if extra <= 0:
+                break
+            if p == self.path:
+                continue
+            try:
+                os.remove(p)
+                self.pruned.append(p)
+            except OSError:
+                pass
+            extra -= 1
 
 
 def core_saver(board, name):
@@ -440,7 +477,7 @@ def core_saver(board, name):
     d = board.get("core.dir")
     try:
         compat.makedirs(d)
-        return CoreSaver(d, name, board.get("core.max_bytes"))
+        return CoreSaver(d, name, board.get("core.max_bytes"), board.get("core.max_files"))
     except ImportError:
         kmsg("not saving the core: no zlib here, ignoring")
     except (CrashkeepError, OSError) as e:
@@ -582,7 +619,10 @@ def handle(opts):
     if saver is not None:
         path = saver.finish(stream.eof)
         if path:
-            kmsg("%s[%d]: core saved to %s (%d bytes)" % (comm, pid, path, saver.size))
+            kmsg("%s[%d]: core saved to %s (%d bytes%s)"
+                 % (comm, pid, path, saver.size,
+                    "; removed %d old core(s), core.max_files" % len(saver.pruned)
+                    if saver.pruned else ""))
         else:
             kmsg("%s[%d]: core not saved: %s, ignoring" % (comm, pid, saver.dead))
     if board is not None and wants_reboot(board, comm, info["exe"]):

@@ -49,6 +49,7 @@ KEYS = {
     "core.log_bytes": (NUM, 4096),
     "core.dir": (STR, None),                 # where compressed cores go, if anywhere
     "core.max_bytes": (NUM, 16 << 20),
+    "core.max_files": (NUM, 10),             # gzip cores kept in core.dir, oldest removed first
     "core.rate": (NUM, 10),                  # core records per hour
     "core.reboot_on": (STR, ""),             # comma-separated process names
 }
@@ -325,7 +326,7 @@ def validate(board):
                               % (board.where(k2), a2, a2 + s2, a1, a1 + s1))
     if board.has("flash.device") and not board.has("flash.fstype"):
         raise ConfigError("%s: flash.device needs flash.fstype" % board.where("flash.device"))
-    for key in ("retention.bundles", "retention.bytes"):
+    for key in ("retention.bundles", "retention.bytes", "core.max_files"):
         if board.get(key) < 1:
             raise ConfigError("%s: %s must be at least 1" % (board.where(key), key))
 
