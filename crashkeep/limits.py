@@ -16,8 +16,9 @@ KEEP_FIRMWARE_MAX = const(64)        # firmware version bytes kept in a record
 KEEP_SOURCE_MAX = const(200)         # source path bytes kept (the tail of a longer path)
 KEEP_HDR_MAX = const(512)            # a record header is never longer than this
 KEEP_RECORDS_MAX = const(1024)       # live records `save` writes into one area (each costs memory)
-KEEP_SCAN_MAX = const(4096)          # valid records read from one area: past KEEP_RECORDS_MAX,
+KEEP_SCAN_MAX = const(1280)          # valid records read from one area: past KEEP_RECORDS_MAX,
                                      # so an area over-filled by an older writer still reads
+                                     # (2048 is past MicroPython's 2 MiB heap)
 KEEP_AREA_MAX = const(64 << 20)      # the largest keep area read into memory
 # ELF cores and backtraces (crashkeep/elfcore.py, elffile.py, unwind.py)
 CORE_SEGMENTS_MAX = const(65534)     # program headers in a core (e_phnum is 16 bits)

@@ -323,3 +323,34 @@ def test_console_salvaged_after_a_boot_whose_flash_was_full(testbed_pstore):
     saved = all_saved(run)
     hits = [(bd, n) for bd, n, d in saved if mark.encode() in d and n.startswith("console-ramoops-0")]
     assert len(hits) == 1, [(bd, n) for bd, n, _ in saved]
+
+
+def test_selftest_warm_reboot_keeps_ram_cold_start_loses_it(testbed):
+    """`selftest` writes a canary into the keep area and a note on flash; the next
+    `boot` says whether the canary survived: a warm reboot keeps reserved RAM,
+    a power cycle (a new QEMU process: RAM starts zeroed) does not."""
+    disk = testbed.make_disk("16M", "ext4")
+    warm = testbed.run([
+        """
+        crashkeep boot; echo "boot-rc=$?"
+        crashkeep selftest; echo "selftest-rc=$?"
+        reboot -f
+        """,
+        """
+        crashkeep boot; echo "boot-rc=$?"
+        """], disk=disk)
+    b1, b2 = warm.boot_logs[0], warm.boot_logs[1]
+    assert "selftest-rc=0" in b1 and "selftest canary" in b1, b1
+    line = summary(b2)
+    assert "(warm)" in line and "selftest: RAM kept across reset" in line, b2
+    assert "boot-rc=0" in b2
+    cold1 = testbed.run("""
+        crashkeep boot; echo "boot-rc=$?"
+        crashkeep selftest; echo "selftest-rc=$?"
+        """, disk=disk)
+    assert "selftest-rc=0" in cold1.boot_logs[0], cold1.boot_logs[0]
+    cold2 = testbed.run("""
+        crashkeep boot; echo "boot-rc=$?"
+        """, disk=disk)
+    line = summary(cold2.boot_logs[0])
+    assert "(cold)" in line and "selftest: RAM lost across reset" in line, cold2.boot_logs[0]
