@@ -1,7 +1,18 @@
-"""Build build/out/crashkeep: one fully static x86_64 executable.
+"""Build build/out/crashkeep: one fully static executable, for the host or
+for other targets.
+
+  mkbinary.py                         -> out/crashkeep (the host's arch)
+  mkbinary.py --target T [--target U] -> out/crashkeep-T, out/crashkeep-U
+      T: aarch64 | armhf | mipsel | x86_64
 
 Run by `make -C build` with the build venv's Python (made from Debian's
 /usr/bin/python3.11, the version of the static libpython3.11.a it links).
+Everything up to the C sources (Cython, the frozen closure, the inittab) is
+made once on the host and shared by every target: host and targets are all
+Debian's CPython 3.11.2 (same config.c; checked). Only compiling and linking
+are per target, with Debian's cross gcc and the target's libpython3.11.a from
+a sysroot that sysroot.sh builds from Debian packages (cached outside the
+repo).
 
 What goes in:
 - every crashkeep module (crashkeep/**/*.py, found at build time) and every
@@ -24,10 +35,12 @@ the toolchain) changed; `make -C build` with nothing changed takes ~1 s.
 Environment: CRASHKEEP_CFLAGS overrides the optimisation flags (default -Os).
 """
 import concurrent.futures
+import functools
 import hashlib
 import marshal
 import modulefinder
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,8 +52,10 @@ WORK = os.path.join(HERE, "work")
 GEN = os.path.join(WORK, "gen")
 OBJ = os.path.join(WORK, "obj")
 OUT = os.path.join(HERE, "out", "crashkeep")
-PYCONF = "/usr/lib/python3.11/config-3.11-x86_64-linux-gnu"
 PYINC = "/usr/include/python3.11"
+# target -> GNU triplet (Debian's cross gcc is <triplet>-gcc)
+TARGETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu",
+           "armhf": "arm-linux-gnueabihf", "mipsel": "mipsel-linux-gnu"}
 CFLAGS = os.environ.get("CRASHKEEP_CFLAGS", "-Os").split()
 # Plain (non-accelerator) modules: no cached global lookups (about 5% less
 # code; a dict lookup per global name is nothing next to the I/O they do).
@@ -256,12 +271,13 @@ def cythonize_one(name, src, is_pkg):
     return c, True
 
 
-def compile_one(c_path, obj, defines=(), includes=()):
-    key = sha(read(c_path), " ".join(CFLAGS + CFLAGS_EXTRA), " ".join(defines), "v1")
+def compile_one(tc, c_path, obj, defines=()):
+    key = sha(read(c_path), " ".join(CFLAGS + CFLAGS_EXTRA), " ".join(defines), tc.cc,
+              " ".join(tc.includes), "v2")
     stamp = obj + ".stamp"
     if os.path.exists(obj) and os.path.exists(stamp) and read(stamp).decode() == key:
         return obj, False
-    cmd = (["gcc", "-c", "-o", obj, c_path, "-I" + PYINC] + ["-I" + i for i in includes] +
+    cmd = ([tc.cc, "-c", "-o", obj, c_path] + ["-I" + i for i in tc.includes] +
            CFLAGS + ["-g0", "-DNDEBUG", "-fno-strict-aliasing", "-fwrapv", "-w",
                      "-ffunction-sections", "-fdata-sections"] + CFLAGS_EXTRA + list(defines))
     run(cmd)
@@ -437,11 +453,68 @@ def modules_c(mods):
     return "\n".join(lines) + "\n"
 
 
-def debian_builtins():
+def debian_builtins(pyconf=None):
     """{name: init function} of every builtin module Debian's libpython3.11.a has."""
-    import re
-    src = read(os.path.join(PYCONF, "config.c")).decode()
+    src = read(os.path.join(pyconf or Toolchain.host().pyconf, "config.c")).decode()
     return dict(re.findall(r'\{"([A-Za-z0-9_.]+)", ([A-Za-z0-9_]+)\}', src))
+
+
+class Toolchain:
+    """How to compile and link for one target: the host's gcc and libpython,
+    or Debian's cross gcc and a sysroot made by sysroot.sh."""
+
+    def __init__(self, target, cc, includes, pyconf, libdirs, obj, out):
+        self.target, self.cc, self.includes = target, cc, includes
+        self.pyconf, self.libdirs, self.obj, self.out = pyconf, libdirs, obj, out
+
+    @staticmethod
+    @functools.lru_cache(maxsize=None)
+    def host_triplet():
+        return run(["gcc", "-dumpmachine"]).stdout.strip()
+
+    @classmethod
+    def host(cls, out=OUT):
+        triplet = cls.host_triplet()
+        target = {v: k for k, v in TARGETS.items()}.get(triplet, triplet)
+        pyconf = "/usr/lib/python3.11/config-3.11-%s" % triplet
+        return cls(target, "gcc", [PYINC], pyconf, [pyconf], OBJ, out)
+
+    @classmethod
+    def for_target(cls, target):
+        out = "%s-%s" % (OUT, target)
+        triplet = TARGETS[target]
+        if triplet == cls.host_triplet():
+            return cls.host(out)
+        r = subprocess.run(["sh", os.path.join(HERE, "sysroot.sh"), target],
+                           stdout=subprocess.PIPE, text=True)
+        root = r.stdout.strip()
+        if r.returncode != 0 or not os.path.isfile(os.path.join(root, ".done")):
+            raise SystemExit("mkbinary: failed to prepare the %s sysroot (build/sysroot.sh %s)"
+                             % (target, target))
+        pyconf = os.path.join(root, "usr/lib/python3.11/config-3.11-%s" % triplet)
+        # The multiarch pyconfig.h includes <TRIPLET/python3.11/pyconfig.h>.
+        includes = [os.path.join(root, "usr/include/python3.11"), os.path.join(root, "usr/include")]
+        return cls(target, triplet + "-gcc", includes, pyconf,
+                   [pyconf, os.path.join(root, "usr/lib", triplet)],
+                   os.path.join(WORK, "obj-" + target), out)
+
+    def check_same_python(self):
+        """The shared C (Cython output, frozen bytecode, inittab) assumes the
+        target's libpython is the host's CPython version with the same builtins."""
+        host = Toolchain.host()
+        if self.pyconf == host.pyconf:
+            return
+        if debian_builtins(self.pyconf) != debian_builtins(host.pyconf):
+            raise SystemExit("mkbinary: %s's libpython has other builtin modules than the host's"
+                             " (%s/config.c): the shared inittab would not link" %
+                             (self.target, self.pyconf))
+        ver = re.compile(rb'#define PY_VERSION\s+"([^"]+)"')
+        hv = ver.search(read(os.path.join(PYINC, "patchlevel.h"))).group(1)
+        tv = ver.search(read(os.path.join(self.includes[0], "patchlevel.h"))).group(1)
+        if hv != tv:
+            raise SystemExit("mkbinary: %s's libpython is CPython %s, the host's %s: the frozen"
+                             " bytecode and Cython C are made for the host's" %
+                             (self.target, tv.decode(), hv.decode()))
 
 
 def config_c(mods):
@@ -467,20 +540,31 @@ def config_c(mods):
     return "\n".join(lines) + "\n"
 
 
-def main():
+def main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--target", action="append", choices=sorted(TARGETS),
+                    help="build out/crashkeep-TARGET (repeatable); default: out/crashkeep "
+                    "for the host")
+    a = ap.parse_args(argv)
     # Several test processes (and people) may run `make -C build` at once.
     import fcntl
     os.makedirs(WORK, exist_ok=True)
     with open(os.path.join(WORK, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return build()
+        return build(a.target)
 
 
-def build():
+def build(targets=None):
     if sys.version_info[:2] != (3, 11):
         raise SystemExit("mkbinary: run with the build venv made from /usr/bin/python3.11")
     ver = "%d.%d.%d" % sys.version_info[:3]
-    for d in (GEN, OBJ, os.path.dirname(OUT)):
+    # Toolchains first: a missing cross compiler or sysroot fails before the
+    # minutes of Cython.
+    tcs = [Toolchain.for_target(t) for t in targets] if targets else [Toolchain.host()]
+    for tc in tcs:
+        tc.check_same_python()
+    for d in [GEN, os.path.dirname(OUT)] + [tc.obj for tc in tcs]:
         os.makedirs(d, exist_ok=True)
     mods = crashkeep_modules()
     pkgs = [n for n, _, is_pkg in mods if is_pkg]
@@ -492,7 +576,7 @@ def build():
         jobs = []
         for (name, _, _), (c, _) in zip(mods, cfiles):
             last = name.split(".")[-1]
-            jobs.append((c, os.path.join(OBJ, name + ".o"),
+            jobs.append((c, name + ".o",
                          ["-DPyInit_%s=%s" % (last, c_ident(name))] +
                          ([] if last.endswith("_c") else SMALL_DEFINES)))
         closure = find_closure(mods)
@@ -502,23 +586,34 @@ def build():
         write_if_changed(os.path.join(GEN, "config.c"), config_c(mods))
         write_if_changed(os.path.join(GEN, "cpython_frozen.c"), cpython_frozen_c()[0])
         for n in ("frozen", "modules", "config", "cpython_frozen"):
-            jobs.append((os.path.join(GEN, n + ".c"), os.path.join(OBJ, "_%s.o" % n), []))
-        jobs.append((os.path.join(HERE, "launcher.c"), os.path.join(OBJ, "_launcher.o"), []))
-        objs = list(ex.map(lambda j: compile_one(*j), jobs))
-    ncc = sum(1 for _, changed in objs if changed)
-    log("cythonized %d, compiled %d; frozen %d modules (%d KiB marshalled, %d KiB stored)"
-        % (ncy, ncc, len(closure), fsize // 1024, zsize // 1024))
-    write_if_changed(os.path.join(WORK, "frozen-modules.txt"), "\n".join(sorted(closure)) + "\n")
-    if ncc == 0 and os.path.exists(OUT):
-        log("%s is up to date" % os.path.relpath(OUT, ROOT))
-        return 0
-    tmp = "%s.tmp%d" % (OUT, os.getpid())
-    run(["gcc", "-static", "-s", "-Wl,--gc-sections", "-o", tmp] + [o for o, _ in objs] +
-        ["-L" + PYCONF, "-lpython3.11", "-lz", "-lm", "-lpthread", "-lutil", "-ldl"])
-    os.replace(tmp, OUT)
-    log("%s: %d bytes" % (os.path.relpath(OUT, ROOT), os.path.getsize(OUT)))
+            jobs.append((os.path.join(GEN, n + ".c"), "_%s.o" % n, []))
+        jobs.append((os.path.join(HERE, "launcher.c"), "_launcher.o", []))
+        log("cythonized %d; frozen %d modules (%d KiB marshalled, %d KiB stored)"
+            % (ncy, len(closure), fsize // 1024, zsize // 1024))
+        write_if_changed(os.path.join(WORK, "frozen-modules.txt"),
+                         "\n".join(sorted(closure)) + "\n")
+        for tc in tcs:
+            link(tc, list(ex.map(lambda j: compile_one(tc, j[0], os.path.join(tc.obj, j[1]),
+                                                       j[2]), jobs)))
     return 0
 
 
+def link(tc, objs):
+    ncc = sum(1 for _, changed in objs if changed)
+    log("%s: compiled %d with %s" % (tc.target, ncc, tc.cc))
+    # The host's arch shares one object directory between out/crashkeep and
+    # out/crashkeep-<arch>: the other one may have compiled what changed.
+    if os.path.exists(tc.out) and \
+            max(os.path.getmtime(o) for o, _ in objs) <= os.path.getmtime(tc.out):
+        log("%s is up to date" % os.path.relpath(tc.out, ROOT))
+        return
+    tmp = "%s.tmp%d" % (tc.out, os.getpid())
+    run([tc.cc, "-static", "-s", "-Wl,--gc-sections", "-o", tmp] + [o for o, _ in objs] +
+        ["-L" + d for d in tc.libdirs] +
+        ["-lpython3.11", "-lz", "-lm", "-lpthread", "-lutil", "-ldl"])
+    os.replace(tmp, tc.out)
+    log("%s: %d bytes" % (os.path.relpath(tc.out, ROOT), os.path.getsize(tc.out)))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
