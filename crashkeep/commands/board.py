@@ -208,10 +208,43 @@ def parse_iomem(text):
     return out_
 
 
+# `uname -m` prefixes of the kernels each board.arch names: armv7l, armv5tel
+# for arm; aarch64 for arm64 (also to 32-bit programs: an arm board config
+# fits a 32-bit userland on an arm64 kernel); mips for MIPS kernels of
+# either byte order.
+UNAME_PREFIXES = {
+    "x86_64": ("x86_64",), "x86": ("i386", "i486", "i586", "i686"),
+    "arm64": ("aarch64",), "arm": ("arm", "aarch64"), "mips": ("mips",),
+    "mipsel": ("mips",), "powerpc": ("ppc",), "riscv64": ("riscv64",),
+}
+# The byte order a board.arch fixes (a program's is its kernel's; "mips"
+# boards are either).
+LITTLE_ENDIAN = ("x86_64", "x86", "arm64", "arm", "mipsel", "riscv64")
+
+
+def arch_problems(board, machine, byteorder):
+    """board.arch against the running machine (`uname -m`, this program's byte order)."""
+    arch = board.get("board.arch")
+    if not machine.lower().startswith(UNAME_PREFIXES.get(arch, ())):
+        return ["%s: board.arch is %s but this machine is %s (uname -m)"
+                % (board.where("board.arch"), arch, machine)]
+    if arch in LITTLE_ENDIAN and byteorder != "little":
+        return ["%s: board.arch is %s (little-endian) but this machine is %s-endian"
+                % (board.where("board.arch"), arch, byteorder)]
+    return []
+
+
 def live_problems(board, root="/"):
-    """What the running kernel disagrees with: RAM overlap, loaded parameters."""
+    """What the running kernel disagrees with: arch, RAM overlap, loaded parameters."""
     from crashkeep.compat import path_join, read_text, exists
+    from crashkeep.system.mtd import sysos
     problems = []
+    try:
+        machine = sysos.uname()[4]
+    except AttributeError:
+        machine = None      # a MicroPython without uname: nothing to compare
+    if machine:
+        problems += arch_problems(board, machine, sys.byteorder)
     try:
         iomem = parse_iomem(read_text(path_join(root, "proc/iomem"), 1 << 20))
     except OSError:
