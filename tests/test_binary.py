@@ -6,7 +6,6 @@ The build is incremental; the first one in a fresh clone takes a few minutes.
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 
@@ -16,8 +15,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness  # noqa: E402
 
+import cli_scenarios as cs  # noqa: E402
+import targets  # noqa: E402
 from crashkeep import __version__  # noqa: E402
-from crashkeep.cli import registry
+from crashkeep.cli import registry  # noqa: E402
 
 BOARD = os.path.join(ROOT, "board-configs", "qemu-x86_64.conf")
 
@@ -51,24 +52,13 @@ def host(*args):
                           text=True, env=env, cwd=ROOT)
 
 
-def elf_program_header_types(path):
-    with open(path, "rb") as f:
-        data = f.read(1 << 16)
-    assert data[:4] == b"\x7fELF" and data[4] == 2          # ELFCLASS64
-    e_machine = struct.unpack_from("<H", data, 18)[0]
-    e_phoff, = struct.unpack_from("<Q", data, 32)
-    e_phentsize, e_phnum = struct.unpack_from("<HH", data, 54)
-    types = [struct.unpack_from("<I", data, e_phoff + i * e_phentsize)[0]
-             for i in range(e_phnum)]
-    return e_machine, types
-
-
 def test_static_elf(binary):
     out = subprocess.run(["file", "-L", binary], capture_output=True, text=True).stdout
     assert "statically linked" in out, out
     assert "x86-64" in out
-    machine, types = elf_program_header_types(binary)
-    assert machine == 62                  # EM_X86_64
+    ei_class, ei_data, machine, types = targets.elf_header(binary)
+    assert (ei_class, ei_data, machine) == (targets.ELFCLASS64, targets.ELFDATA2LSB,
+                                            targets.EM_X86_64)
     assert 3 not in types                 # no PT_INTERP: no dynamic loader
     assert 2 not in types                 # no PT_DYNAMIC
 
@@ -99,6 +89,21 @@ def test_same_as_python_in_empty_chroot(chroot, args):
     assert r.stderr == h.stderr.replace(chroot, "")
     if r.returncode == 0:
         assert r.stdout
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    return cs.Inputs(str(tmp_path_factory.mktemp("scenario-inputs")))
+
+
+@pytest.mark.parametrize("scenario", cs.SCENARIOS, ids=lambda s: s.id)
+def test_scenario_same_as_python(binary, inputs, scenario, tmp_path):
+    """The CLI scenarios (tests/cli_scenarios.py; the other targets' binaries run
+    the same list in test_binary_targets.py): byte for byte what the source tree does."""
+    want = cs.run(scenario, [sys.executable, "-m", "crashkeep"], inputs, str(tmp_path / "py"),
+                  env={"PYTHONPATH": ROOT})
+    got = cs.run(scenario, [binary], inputs, str(tmp_path / "bin"))
+    cs.assert_same(got, want, "%s: binary against python -m crashkeep" % scenario.id)
 
 
 def test_every_command_help_in_empty_chroot(chroot):
