@@ -14,10 +14,19 @@ Needs the Debian packages hyperfine and time (tests/setup.sh installs both).
 time and peak RSS of the real boot path (and --version) in the guest.
 Targets (issue 3): <= 6 MB stripped, <= 2.5 MB gzip, --version within 1.5x
 of python3.11 -I -S, boot-path peak RSS <= 10 MB.
+
+--targets aarch64,armhf,mipsel,x86_64 (or `all`) prints instead one table per
+target binary (build/out/crashkeep-T; make -C build TARGET=T when missing):
+size stripped, gzip -9 and xz -9; median (and min) wall time of `--version`
+and of `boot` with nothing to salvage (bench_boot's prepared fake root:
+modules loaded, empty pstore, a keep area with a boot state) under qemu-user
+(qemu-<arch>-static), each beside the host binary run natively, with ratios.
+The in-guest figures are --qemu's.
 """
 import argparse
 import gzip
 import json
+import lzma
 import os
 import shutil
 import statistics
@@ -41,6 +50,93 @@ def stripped_size(path):
         with open(p, "rb") as f:
             data = f.read()
     return len(data), len(gzip.compress(data, 9))
+
+
+def hyperfine_medians(cmds, runs, prepare=None, warmup=3):
+    """{name: (median, min) seconds} for [(name, argv)], one hyperfine run."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        argv = ["hyperfine", "-N", "--warmup", str(warmup), "--runs", str(runs), "--style",
+                "none", "--export-json", out.name]
+        for name, cmd in cmds:
+            if prepare:
+                argv += ["--prepare", prepare]
+            argv += ["-n", name, " ".join(cmd)]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+        res = json.load(open(out.name))["results"]
+    return {r["command"]: (r["median"], r["min"]) for r in res}
+
+
+TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu",
+            "armhf": "arm-linux-gnueabihf", "mipsel": "mipsel-linux-gnu"}
+QEMU_USER = {"x86_64": "qemu-x86_64-static", "aarch64": "qemu-aarch64-static",
+             "armhf": "qemu-arm-static", "mipsel": "qemu-mipsel-static"}
+
+
+def sizes(path, strip="strip"):
+    """(stripped, gzip -9, xz -9) bytes."""
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "x")
+        shutil.copy(path, p)
+        subprocess.run([strip, p], check=True, capture_output=True)
+        with open(p, "rb") as f:
+            data = f.read()
+    return len(data), len(gzip.compress(data, 9)), len(lzma.compress(data, preset=9))
+
+
+def empty_boot_root(tmp):
+    """A fake root where `crashkeep boot` has nothing to salvage (bench_boot's "empty")."""
+    sys.path.insert(0, ROOT)
+    sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
+    import bench_boot
+    r, tpl, _ = bench_boot.make_roots(tmp)["empty"]
+    return r, tpl
+
+
+def target_tables(names, runs):
+    host = os.path.join(HERE, "out", "crashkeep")
+    if not os.path.exists(host):
+        subprocess.run(["make", "-s", "-C", HERE], check=True)
+    hsize = sizes(host)
+    tmp = tempfile.mkdtemp(prefix="ck-bench-targets-")
+    try:
+        root, tpl = empty_boot_root(tmp)
+        prepare = "cp -a --remove-destination %s/. %s" % (tpl, root)
+        boot = ["boot", "--board", root + "/board.conf", "--root", root, "--keep",
+                root + "/keep.img"]
+        hcmd = [("host --version", [host, "--version"]), ("host boot", [host] + boot)]
+        ht = hyperfine_medians(hcmd, runs, prepare)
+        for name in names:
+            binary = os.path.join(HERE, "out", "crashkeep-" + name)
+            if not os.path.exists(binary):
+                subprocess.run(["make", "-s", "-C", HERE, "TARGET=" + name], check=True)
+            native = TRIPLETS[name] == subprocess.run(
+                ["gcc", "-dumpmachine"], capture_output=True, text=True).stdout.strip()
+            run = [binary] if native else [shutil.which(QEMU_USER[name]) or QEMU_USER[name],
+                                           binary]
+            tsize = sizes(binary, "strip" if native else TRIPLETS[name] + "-strip")
+            t = hyperfine_medians([("--version", run + ["--version"]), ("boot", run + boot)],
+                                  runs, prepare)
+            under = "native" if native else "qemu-user (%s)" % QEMU_USER[name]
+            print("\n%s: build/out/crashkeep-%s, run %s; host: build/out/crashkeep, native"
+                  % (name, name, under))
+            rows = [("size stripped (MB)", tsize[0], hsize[0], 1e6, "%.2f"),
+                    ("size gzip -9 (MB)", tsize[1], hsize[1], 1e6, "%.2f"),
+                    ("size xz -9 (MB)", tsize[2], hsize[2], 1e6, "%.2f"),
+                    ("--version median (ms)", t["--version"][0], ht["host --version"][0], 1e-3,
+                     "%.1f"),
+                    ("--version min (ms)", t["--version"][1], ht["host --version"][1], 1e-3,
+                     "%.1f"),
+                    ("boot, nothing to salvage, median (ms)", t["boot"][0], ht["host boot"][0],
+                     1e-3, "%.1f"),
+                    ("boot, nothing to salvage, min (ms)", t["boot"][1], ht["host boot"][1],
+                     1e-3, "%.1f")]
+            print("| metric | %s | host x86_64 | ratio |" % name)
+            print("|---|---|---|---|")
+            for label, v, h, unit, fmt in rows:
+                print("| %s | %s | %s | %.2fx |" % (label, fmt % (v / unit), fmt % (h / unit),
+                                                    v / h))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def hyperfine(cmds, runs):
@@ -122,10 +218,19 @@ def qemu_table():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--binary", default=os.path.join(HERE, "out", "crashkeep"))
-    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--runs", type=int, help="runs per command [200; 20 with --targets]")
     ap.add_argument("--qemu", action="store_true",
                     help="also run `crashkeep boot` after a real panic in the QEMU test bed")
+    ap.add_argument("--targets", metavar="T,T",
+                    help="per-target tables instead (aarch64,armhf,mipsel,x86_64 or all)")
     a = ap.parse_args()
+    if a.targets:
+        names = list(TRIPLETS) if a.targets == "all" else a.targets.split(",")
+        for n in names:
+            if n not in TRIPLETS:
+                raise SystemExit("bench: unknown target '%s' (%s)" % (n, ", ".join(TRIPLETS)))
+        target_tables(names, a.runs or 20)
+        return 0
     if not os.path.exists(a.binary):
         subprocess.run(["make", "-s", "-C", HERE], check=True)
     ck = os.path.abspath(a.binary)
@@ -137,7 +242,7 @@ def main():
         ("python3.11 -I -S -c pass", [PY, "-I", "-S", "-c", "pass"]),
         ("busybox true", [BUSYBOX, "true"]),
     ]
-    t = hyperfine(cmds, a.runs)
+    t = hyperfine(cmds, a.runs or 200)
     rss = {name: peak_rss_kib(cmd) for name, cmd in cmds}
     size, gz = stripped_size(ck)
     bsize, bgz = stripped_size(BUSYBOX)
