@@ -21,7 +21,10 @@ rm -f /tmp/crashkeep-mp.$$
 [ "$mp_failed" = 0 ] || { echo "MicroPython tests failed"; exit 1; }
 
 echo "== unit tests, pure Python"
-CRASHKEEP_PUREPYTHON=1 $PY -m pytest -q -m "not e2e" tests
+CRASHKEEP_PUREPYTHON=1 $PY -m pytest -q -m "not e2e" tests --ignore tests/test_binary_targets.py
+
+echo "== every target's binary under qemu-user: the CLI scenarios against the host binary"
+$PY -m pytest -q tests/test_binary_targets.py
 
 echo "== all tests, compiled accelerators, end-to-end on QEMU"
-$PY -m pytest -q tests
+$PY -m pytest -q tests --ignore tests/test_binary_targets.py

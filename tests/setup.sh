@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install what the tests need on a fresh Debian 12 machine (idempotent).
 # Debian packages: the QEMU test bed, the static-binary toolchain, the oracles (gdb, dd, busybox),
-# the kernel build (tests/e2e/kernel/build.sh).
+# the kernel build (tests/e2e/kernel/build.sh), qemu-user-static (the other targets'
+# binaries run under it on this host).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="qemu-system-x86 busybox-static cpio e2fsprogs mtools gdb hyperfine time strace
   python3.11-dev python3.11-venv zlib1g-dev libexpat1-dev gcc make file libc6-dbg
-  build-essential bc flex bison libelf-dev libssl-dev xz-utils"
+  build-essential bc flex bison libelf-dev libssl-dev xz-utils qemu-user-static"
 
 missing=""
 for p in $APT_PACKAGES; do
@@ -29,3 +30,7 @@ make -s -C build
 # The pstore test kernel (console/pmsg/ftrace front-ends) for the e2e tests:
 # built once per machine (minutes, nice -j2), cached under $CRASHKEEP_CACHE.
 bash tests/e2e/kernel/build.sh >/dev/null
+# The same for every target (build/out/crashkeep-{aarch64,armhf,mipsel,x86_64}): installs the
+# cross compilers and builds the target sysroots once per machine (build/sysroot.sh, cached
+# under ${CRASHKEEP_CACHE:-~/.cache/crashkeep}); Cython's output is shared with the host build.
+make -s -C build all-targets
