@@ -114,7 +114,8 @@ def target_tables(names, runs):
             run = [binary] if native else [shutil.which(QEMU_USER[name]) or QEMU_USER[name],
                                            binary]
             tsize = sizes(binary, "strip" if native else TRIPLETS[name] + "-strip")
-            t = hyperfine_medians([("--version", run + ["--version"]), ("boot", run + boot)],
+            # (hyperfine would read a name "--version" as its own option)
+            t = hyperfine_medians([("version", run + ["--version"]), ("boot", run + boot)],
                                   runs, prepare)
             under = "native" if native else "qemu-user (%s)" % QEMU_USER[name]
             print("\n%s: build/out/crashkeep-%s, run %s; host: build/out/crashkeep, native"
@@ -122,9 +123,9 @@ def target_tables(names, runs):
             rows = [("size stripped (MB)", tsize[0], hsize[0], 1e6, "%.2f"),
                     ("size gzip -9 (MB)", tsize[1], hsize[1], 1e6, "%.2f"),
                     ("size xz -9 (MB)", tsize[2], hsize[2], 1e6, "%.2f"),
-                    ("--version median (ms)", t["--version"][0], ht["host --version"][0], 1e-3,
+                    ("--version median (ms)", t["version"][0], ht["host --version"][0], 1e-3,
                      "%.1f"),
-                    ("--version min (ms)", t["--version"][1], ht["host --version"][1], 1e-3,
+                    ("--version min (ms)", t["version"][1], ht["host --version"][1], 1e-3,
                      "%.1f"),
                     ("boot, nothing to salvage, median (ms)", t["boot"][0], ht["host boot"][0],
                      1e-3, "%.1f"),
