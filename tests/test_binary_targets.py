@@ -16,6 +16,9 @@ import pytest
 import cli_scenarios as cs
 import targets
 
+# Slow (a cross build per target, QEMU): outside the quick `-m "not e2e"` set.
+pytestmark = pytest.mark.e2e
+
 SELECTED = [t for t in os.environ.get("CRASHKEEP_TARGETS", ",".join(targets.NAMES)).split(",")
             if t]
 BOARD = os.path.join(cs.BOARDS, "qemu-x86_64.conf")
