@@ -27,10 +27,10 @@ $PY -m pip install -q --disable-pip-version-check 'Cython>=3.0,<3.3'
 $PY setup.py -q build_ext --inplace
 # The static binary (build/out/crashkeep) that the e2e tests boot with; incremental.
 make -s -C build
-# The pstore test kernel (console/pmsg/ftrace front-ends) for the e2e tests:
-# built once per machine (minutes, nice -j2), cached under $CRASHKEEP_CACHE.
-bash tests/e2e/kernel/build.sh >/dev/null
 # The same for every target (build/out/crashkeep-{aarch64,armhf,mipsel,x86_64}): installs the
 # cross compilers and builds the target sysroots once per machine (build/sysroot.sh, cached
 # under ${CRASHKEEP_CACHE:-~/.cache/crashkeep}); Cython's output is shared with the host build.
 make -s -C build all-targets
+# The pstore test kernel (console/pmsg/ftrace front-ends) for the e2e tests:
+# built once per machine (minutes, nice -j2), cached under $CRASHKEEP_CACHE.
+bash tests/e2e/kernel/build.sh >/dev/null
