@@ -147,14 +147,27 @@ def modinfo_depends(path):
     return [d.replace("-", "_") for d in val.split(",") if d]
 
 
+def builtin_modules(kernel_dir):
+    """Names the kernel has built in (modules.builtin of the package), as a set."""
+    p = os.path.join(kernel_dir, "lib", "modules", kernel_version(kernel_dir), "modules.builtin")
+    try:
+        with open(p) as f:
+            return {os.path.basename(l.strip())[:-3].replace("-", "_") for l in f
+                    if l.strip().endswith(".ko")}
+    except FileNotFoundError:
+        return set()
+
+
 def resolve_modules(kernel_dir, names):
-    """Names (with dependencies first) in a load order, and their relative paths."""
+    """Names (with dependencies first) in a load order, and their relative paths.
+    Names the kernel has built in (modules.builtin) are left out."""
     base, idx = module_index(kernel_dir)
+    builtin = builtin_modules(kernel_dir)
     order = []
 
     def visit(n, stack=()):
         n = n.replace("-", "_")
-        if n in order:
+        if n in order or (n in builtin and n not in idx):
             return
         if n in stack:
             raise SystemExit("module dependency cycle: %s" % " -> ".join(stack + (n,)))
@@ -173,13 +186,14 @@ def resolve_modules(kernel_dir, names):
 # ---- the image --------------------------------------------------------------
 
 def busybox_applets(busybox):
+    """Applet paths of a busybox that runs here (a foreign one cannot)."""
     out = subprocess.run([busybox, "--list-full"], check=True, capture_output=True,
                          text=True).stdout
     return [a for a in out.split() if a and not a.endswith("/busybox")]
 
 
 def build(kernel_dir, init, out, modules=(), binary=None, board=None, files=(),
-          busybox="/bin/busybox", level=6):
+          busybox="/bin/busybox", level=6, applets_from=None):
     """Write OUT (gzip'd newc cpio); returns the ordered module list [(name, relpath)]."""
     ver = kernel_version(kernel_dir)
     base, mods = resolve_modules(kernel_dir, modules)
@@ -190,7 +204,7 @@ def build(kernel_dir, init, out, modules=(), binary=None, board=None, files=(),
     c.chardev("dev/console", 5, 1)
     c.chardev("dev/null", 1, 3, 0o666)
     c.copy(busybox, "bin/busybox", 0o755)
-    for applet in busybox_applets(busybox):
+    for applet in busybox_applets(applets_from or busybox):
         if applet.strip("/") in ("bin/busybox",):
             continue
         c.symlink(applet, "/bin/busybox")

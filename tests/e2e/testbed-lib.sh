@@ -19,6 +19,8 @@ load_module() {
 }
 
 # emit NAME FILE|-  : send a file (or stdin) to the host: run.files[NAME].
+# The channel is /testbed/data-dev: a second serial port where the machine has
+# one (x86_64), else the console (virt and Malta boards under QEMU: one UART).
 # Closing the serial port waits until every byte is sent, so a panic right
 # after emit loses nothing.
 emit() {
@@ -26,7 +28,7 @@ emit() {
         echo "@@EMIT-BEGIN $BOOT $1"
         if [ "$2" = - ] || [ -z "$2" ]; then base64; else base64 "$2"; fi
         echo "@@EMIT-END $BOOT $1"
-    } > /dev/ttyS1
+    } > "$(cat /testbed/data-dev 2>/dev/null || echo /dev/ttyS1)"
 }
 
 # Panic now (the kernel reboots after panic=1 seconds; RAM survives).
