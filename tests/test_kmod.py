@@ -235,3 +235,34 @@ def test_mount_tmpfs_round_trip(tmp_path, twin):
     finally:
         twin.umount(str(mp))
     assert not (mp / "x").exists()
+
+
+@pytest.mark.parametrize("impl", TWINS, ids=lambda m: m.IMPL)
+def test_mmap_read_gives_the_bytes_at_an_unaligned_offset(tmp_path, impl):
+    data = bytes(range(256)) * 64
+    p = tmp_path / "mem"
+    p.write_bytes(data)
+    assert impl.mmap_read(str(p), 5000, 3000) == data[5000:8000]
+    with pytest.raises(OSError):
+        impl.mmap_read(str(tmp_path / "missing"), 0, 16)
+
+
+def test_read_phys_maps_where_read_is_refused(tmp_path, monkeypatch):
+    """armhf: read() of /dev/mem outside the linear map fails with EFAULT; the
+    same range through a mapping is what the board holds."""
+    data = bytes(range(256)) * 64
+    p = tmp_path / "mem"
+    p.write_bytes(data)
+    assert kmod.read_phys(str(p), 4096, 100) == data[4096:4196]
+
+    def efault(path, mode="r"):
+        raise OSError(errno.EFAULT, "Bad address", path)
+    monkeypatch.setattr(kmod, "open", efault, raising=False)
+    assert kmod.read_phys(str(p), 4100, 200) == data[4100:4300]
+
+
+def test_read_phys_short_read_is_an_error_not_a_mapping(tmp_path):
+    p = tmp_path / "mem"
+    p.write_bytes(b"x" * 100)
+    with pytest.raises(OSError, match="short read"):
+        kmod.read_phys(str(p), 50, 100)

@@ -161,22 +161,17 @@ class Run:
         b = self.board
         dev = path_join(self.root, "dev/mem")
         base = b.get("ramoops.mem_address")
+        from crashkeep.system import kmod
         try:
-            with open(dev, "rb") as f:
-                if kinds is None:
-                    f.seek(base)
-                    data = f.read(b.get("ramoops.mem_size"))
-                else:
-                    data = bytearray(b.get("ramoops.mem_size"))
-                    for z in b.zones():
-                        if z.kind in kinds:
-                            f.seek(base + z.offset)
-                            chunk = f.read(z.size)
-                            if len(chunk) != z.size:
-                                self.notes.append("Failed to read '%s': %d of %d bytes at 0x%x"
-                                                  % (dev, len(chunk), z.size, base + z.offset))
-                                return None
-                            data[z.offset:z.offset + z.size] = chunk
+            # read(), or a mapping where the kernel refuses read() (armhf, arm64 no-map)
+            if kinds is None:
+                data = kmod.read_phys(dev, base, b.get("ramoops.mem_size"))
+            else:
+                data = bytearray(b.get("ramoops.mem_size"))
+                for z in b.zones():
+                    if z.kind in kinds:
+                        data[z.offset:z.offset + z.size] = kmod.read_phys(dev, base + z.offset,
+                                                                          z.size)
         except OSError as e:
             self.notes.append("Failed to read '%s': %s" % (dev, strerror(e)))
             return None

@@ -106,6 +106,13 @@ def read_source(opts):
 
 
 def _read_at(f, path, offset, size):
+    if path == DEV_MEM:
+        # read() or, where the kernel refuses it, a mapping (kmod.read_phys)
+        from crashkeep import kmod
+        try:
+            return kmod.read_phys(path, offset, size)
+        except OSError as e:
+            raise DeviceError("Failed to read '%s' at 0x%x: %s" % (path, offset, strerror(e)))
     buf = bytearray(size)
     mv = memoryview(buf)
     got = 0
@@ -118,31 +125,8 @@ def _read_at(f, path, offset, size):
                 break
             got += n
     except OSError as e:
-        if path == DEV_MEM and got == 0:
-            m = _mmap_read(f, offset, size)
-            if m is not None:
-                return m
         raise DeviceError("Failed to read '%s' at 0x%x: %s" % (path, offset + got, strerror(e)))
     return bytes(buf[:got]) if got < size else buf
-
-
-def _mmap_read(f, offset, size):
-    """/dev/mem by mmap: arm64 refuses read() of no-map regions (docs §8.7)."""
-    try:
-        import mmap
-    except ImportError:
-        return None
-    page = mmap.PAGESIZE
-    base = offset - offset % page
-    try:
-        m = mmap.mmap(f.fileno(), size + offset - base, mmap.MAP_SHARED, mmap.PROT_READ,
-                      offset=base)
-    except (OSError, ValueError):
-        return None
-    try:
-        return bytes(m[offset - base:offset - base + size])
-    finally:
-        m.close()
 
 
 def _fmt_time(t):

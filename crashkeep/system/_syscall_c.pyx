@@ -73,3 +73,37 @@ def umount(target, flags=0):
     cdef bytes t = target.encode()
     if c_umount2(t, flags) != 0:
         _fail(errno, target)
+
+
+cdef extern from "sys/mman.h":
+    void *c_mmap "mmap"(void *addr, size_t length, int prot, int flags, int fd, long offset) nogil
+    int c_munmap "munmap"(void *addr, size_t length) nogil
+    int PROT_READ
+    int MAP_SHARED
+    void *MAP_FAILED
+
+cdef extern from "unistd.h":
+    long c_sysconf "sysconf"(int name) nogil
+    int _SC_PAGESIZE
+
+
+def mmap_read(path, offset, size):
+    """size bytes at offset of path (/dev/mem) through a read-only shared mapping:
+    where read() of /dev/mem fails (EFAULT on 32-bit ARM for memory outside the
+    kernel's linear map, arm64 for no-map regions) a mapping still works."""
+    cdef long page = c_sysconf(_SC_PAGESIZE)
+    cdef long base = offset - offset % page
+    cdef size_t length = size + (offset - base)
+    cdef void *m
+    cdef int fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with nogil:
+            m = c_mmap(NULL, length, PROT_READ, MAP_SHARED, fd, base)
+        if m == MAP_FAILED:
+            _fail(errno, path)
+        try:
+            return (<char *>m)[offset - base:offset - base + size]
+        finally:
+            c_munmap(m, length)
+    finally:
+        os.close(fd)

@@ -111,3 +111,25 @@ def _mount_cmd(source, target, fstype, flags, data):
         raise OSError(5, "mount failed", target)
 
 
+
+
+def mmap_read(path, offset, size):
+    """size bytes at offset of path (/dev/mem) through a read-only shared mapping
+    (see _kmod_c.mmap_read); OSError(ENOSYS) where the runtime has no mmap."""
+    try:
+        import mmap
+    except ImportError:
+        raise OSError(ENOSYS, "this runtime has no mmap (use the compiled build)", path)
+    page = mmap.PAGESIZE
+    base = offset - offset % page
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        m = mmap.mmap(fd, size + offset - base, mmap.MAP_SHARED, mmap.PROT_READ, offset=base)
+    except ValueError as e:
+        raise OSError(22, str(e), path)
+    finally:
+        os.close(fd)
+    try:
+        return bytes(m[offset - base:offset - base + size])
+    finally:
+        m.close()

@@ -230,3 +230,30 @@ def _phram_device(board, res, root):
     except OSError as e:
         res.warnings.append("Failed to add phram device '%s' through '%s': %s"
                             % (name, p, strerror(e)))
+
+
+def read_phys(path, address, size):
+    """size bytes of physical memory at address through path (/dev/mem).
+
+    read() first; where the kernel refuses it (EFAULT: 32-bit ARM reads /dev/mem
+    through the linear map, which memory left out with mem= is not in; arm64
+    for no-map regions) a read-only mmap of the same range, which the kernel
+    allows for memory that is not System RAM. Raises OSError of the mmap when
+    both fail."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(address)
+            data = f.read(size)
+    except OSError as e:
+        first = e
+    else:
+        if len(data) != size:
+            # past the end of what the device has: a mapping would fault (SIGBUS)
+            raise OSError(5, "short read (%d of %d bytes)" % (len(data), size), path)
+        return data
+    try:
+        return syscall.mmap_read(path, address, size)
+    except OSError as e:
+        if errno_of(e) == ENOSYS:
+            raise first
+        raise

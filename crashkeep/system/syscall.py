@@ -25,3 +25,9 @@ def mount(source, target, fstype, flags=0, data=""):
 
 def umount(target, flags=0):
     return _impl.umount(target, flags)
+
+
+def mmap_read(path, offset, size):
+    """size bytes at offset of path through a read-only shared mapping (for
+    /dev/mem where read() is refused; see kmod.read_phys)."""
+    return _impl.mmap_read(path, offset, size)

@@ -241,6 +241,10 @@ def vmlinuz(kdir):
 
 def build_binary(required=False, target="x86_64"):
     """`make -C build [TARGET=..]` (incremental) -> the target's binary, or None if no build yet."""
+    env = os.environ.get("CRASHKEEP_BINARY_" + target.upper())
+    if env:
+        # a binary built elsewhere (CI artifact, another checkout)
+        return env
     path = os.path.join(ROOT, "build", "out", TARGETS[target]["binary"])
     if not os.path.exists(os.path.join(ROOT, "build", "Makefile")):
         if required:
