@@ -36,16 +36,45 @@ class FakeImpl:
             raise OSError(self.init_errno, os.strerror(self.init_errno), path)
 
 
-def tree(tmp_path, release="6.1.0-test", modules=("reed_solomon", "ramoops", "mtd", "phram")):
+# depends= of the stock Debian x86_64 modules (pstore and mtd: built in / modules)
+DEPENDS = {"reed_solomon": "", "ramoops": "reed_solomon", "mtd": "", "phram": "mtd",
+           "pstore": "", "deflate": ""}
+
+
+def ko(name, depends="", extra=()):
+    """A minimal relocatable ELF32 with the .modinfo section kmod reads: the
+    strings the kernel's modpost writes (name=, depends=, vermagic=...)."""
+    import struct
+    info = b"".join(s.encode() + b"\0" for s in
+                    ["license=GPL", "depends=%s" % depends, "name=%s" % name,
+                     "vermagic=6.1.0-test SMP mod_unload"] + list(extra))
+    shstr = b"\0.modinfo\0.shstrtab\0"
+    off_info = 52
+    off_str = off_info + len(info)
+    off_sh = (off_str + len(shstr) + 3) & ~3
+    ehdr = b"\x7fELF" + bytes([1, 1, 1]) + bytes(9) + struct.pack(
+        "<HHIIIIIHHHHHH", 1, 40, 1, 0, 0, off_sh, 0, 52, 0, 0, 40, 3, 2)
+    sh = bytes(40)
+    sh += struct.pack("<10I", 1, 1, 2, 0, off_info, len(info), 0, 0, 1, 0)
+    sh += struct.pack("<10I", 10, 3, 0, 0, off_str, len(shstr), 0, 0, 1, 0)
+    body = ehdr + info + shstr
+    return body + bytes(off_sh - len(body)) + sh
+
+
+def tree(tmp_path, release="6.1.0-test", modules=("reed_solomon", "ramoops", "mtd", "phram"),
+         depends=None):
     root = tmp_path
     (root / "proc/sys/kernel").mkdir(parents=True)
     (root / "proc/sys/kernel/osrelease").write_text(release + "\n")
     (root / "sys/module").mkdir(parents=True)
+    from crashkeep.formats.boardconf import KERNEL_MODULES
+    places = dict(KERNEL_MODULES, pstore="fs/pstore/pstore.ko", deflate="crypto/deflate.ko")
+    deps = dict(DEPENDS, **(depends or {}))
     base = root / "lib/modules" / release / "kernel"
-    for name, rel in boardconf.KERNEL_MODULES:
-        if name in modules:
-            (base / rel).parent.mkdir(parents=True, exist_ok=True)
-            (base / rel).write_bytes(b"\x7fELF" + name.encode())
+    for name in modules:
+        rel = places[name]
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / rel).write_bytes(ko(name, deps[name]))
     return str(root)
 
 
@@ -114,7 +143,7 @@ def test_enosys_falls_back_to_init_module(tmp_path, monkeypatch):
     mdir = root + "/lib/modules/6.1.0-test/kernel"
     assert kmod.load("phram", "phram=x,0x1000,0x1000", mdir, "drivers/mtd/devices/phram.ko",
                      root) == kmod.LOADED
-    assert fake.calls[1] == ("init", b"\x7fELFphram", "phram=x,0x1000,0x1000")
+    assert fake.calls[1] == ("init", ko("phram", "mtd"), "phram=x,0x1000,0x1000")
 
 
 def test_enosys_and_unreadable_file_is_a_device_error(tmp_path, monkeypatch):
@@ -266,3 +295,159 @@ def test_read_phys_short_read_is_an_error_not_a_mapping(tmp_path):
     p.write_bytes(b"x" * 100)
     with pytest.raises(OSError, match="short read"):
         kmod.read_phys(str(p), 50, 100)
+
+
+def calls(fake):
+    return [c[1][:-3] for c in fake.calls]
+
+
+def test_openwrt_style_pstore_and_deflate_modules_load_before_ramoops(tmp_path, monkeypatch,
+                                                                      board):
+    """kmod-ramoops depends on kmod-pstore and kmod-reed-solomon; pstore asks for
+    its compressor at run time; mtd built in."""
+    root = tree(tmp_path, modules=("reed_solomon", "deflate", "pstore", "ramoops", "phram"),
+                depends={"ramoops": "reed_solomon,pstore"})
+    open(root + "/lib/modules/6.1.0-test/modules.builtin", "w").write("kernel/drivers/mtd/mtd.ko\n")
+    fake = FakeImpl()
+    monkeypatch.setattr(kmod, "_impl", fake)
+    res = kmod.load_for_board(board, root)
+    assert calls(fake) == ["reed_solomon", "deflate", "pstore", "ramoops", "phram"]
+    assert res.status == {"reed_solomon": "loaded", "deflate": "loaded", "pstore": "loaded",
+                          "ramoops": "loaded", "mtd": "builtin", "phram": "loaded"}
+    assert fake.calls[3][2].startswith("mem_address=0x1f000000 ")
+    assert not res.errors and not res.warnings
+
+
+def test_missing_compressor_is_not_an_error(tmp_path, monkeypatch, board):
+    root = tree(tmp_path, modules=("reed_solomon", "pstore", "ramoops", "mtd", "phram"),
+                depends={"ramoops": "reed_solomon,pstore"})
+    fake = FakeImpl()
+    monkeypatch.setattr(kmod, "_impl", fake)
+    res = kmod.load_for_board(board, root)
+    assert calls(fake) == ["reed_solomon", "pstore", "ramoops", "mtd", "phram"]
+    assert not res.errors
+
+
+def test_modules_dep_wins_over_modinfo(tmp_path, monkeypatch, board):
+    """An installed system's modules.dep (paths relative to lib/modules/<ver>)."""
+    root = tree(tmp_path, depends={"ramoops": "nosuch"})
+    base = root + "/lib/modules/6.1.0-test"
+    os.makedirs(base + "/kernel/extra")
+    os.rename(base + "/kernel/fs/pstore/ramoops.ko", base + "/kernel/extra/ramoops.ko")
+    open(base + "/modules.dep", "w").write(
+        "kernel/extra/ramoops.ko: kernel/lib/reed_solomon/reed_solomon.ko\n"
+        "kernel/lib/reed_solomon/reed_solomon.ko:\n"
+        "kernel/drivers/mtd/devices/phram.ko: kernel/drivers/mtd/mtd.ko\n"
+        "kernel/drivers/mtd/mtd.ko:\n")
+    fake = FakeImpl()
+    monkeypatch.setattr(kmod, "_impl", fake)
+    res = kmod.load_for_board(board, root)
+    assert calls(fake) == ["reed_solomon", "ramoops", "mtd", "phram"]
+    assert not res.errors
+
+
+def test_softdep_pre_loads_first_and_may_be_absent(tmp_path, monkeypatch, board):
+    root = tree(tmp_path, modules=("reed_solomon", "ramoops", "mtd", "phram", "deflate"))
+    p = root + "/lib/modules/6.1.0-test/kernel/fs/pstore/ramoops.ko"
+    open(p, "wb").write(ko("ramoops", "reed_solomon", ["softdep=pre: deflate nosuch post: x"]))
+    fake = FakeImpl()
+    monkeypatch.setattr(kmod, "_impl", fake)
+    res = kmod.load_for_board(board, root)
+    assert calls(fake)[:3] == ["deflate", "reed_solomon", "ramoops"]
+    assert not res.errors
+
+
+def test_dependency_cycle_is_bounded_error(tmp_path, monkeypatch, board):
+    root = tree(tmp_path, depends={"reed_solomon": "ramoops"})
+    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    res = kmod.load_for_board(board, root)
+    assert "deeper than" in res.errors["ramoops"]
+    assert res.ok("phram")
+
+
+def test_module_without_modinfo_is_one_line_error(tmp_path, monkeypatch, board):
+    root = tree(tmp_path)
+    open(root + "/lib/modules/6.1.0-test/kernel/fs/pstore/ramoops.ko", "wb").write(b"\x7fELFjunk")
+    fake = FakeImpl()
+    monkeypatch.setattr(kmod, "_impl", fake)
+    res = kmod.load_for_board(board, root)
+    assert res.errors["ramoops"].startswith("Failed to read module '%s/lib/modules/6.1.0-test/"
+                                            "kernel/fs/pstore/ramoops.ko': " % root)
+    assert "\n" not in res.errors["ramoops"] and res.ok("phram")
+
+
+def test_dt_board_loads_without_parameters(tmp_path, monkeypatch):
+    """reserve = dt: the DT nodes carry the parameters; passing them too would
+    probe ramoops twice and give two MTD devices over the same memory."""
+    root = tree(tmp_path)
+    (tmp_path / "proc/mtd").write_text("dev:    size   erasesize  name\n")
+    b = boardconf.parse(open(BOARD).read().replace("board.reserve = memmap", "board.reserve = dt"))
+    fake = FakeImpl()
+    monkeypatch.setattr(kmod, "_impl", fake)
+    res = kmod.load_for_board(b, root)
+    assert [(c[1], c[2]) for c in fake.calls] == [("reed_solomon.ko", ""), ("ramoops.ko", ""),
+                                                  ("mtd.ko", ""), ("phram.ko", "")]
+    assert not res.errors
+
+
+def test_dt_board_never_adds_a_phram_device_through_sysfs(tmp_path, monkeypatch):
+    root = tree(tmp_path)
+    (tmp_path / "sys/module/phram/parameters").mkdir(parents=True)
+    (tmp_path / "sys/module/phram/initstate").write_text("live\n")
+    (tmp_path / "sys/module/phram/parameters/phram").write_text("")
+    (tmp_path / "proc/mtd").write_text("dev:    size   erasesize  name\n")
+    b = boardconf.parse(open(BOARD).read().replace("board.reserve = memmap", "board.reserve = dt"))
+    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    res = kmod.load_for_board(b, root, want=("phram",))
+    assert (tmp_path / "sys/module/phram/parameters/phram").read_text() == ""
+    assert "should create it" in res.warnings[0]
+
+
+# ---- real modules from Debian's kernel packages (tests/e2e/kernels.py) -------------
+
+def _kernel_tree(target):
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "e2e"))
+    try:
+        import kernels
+    finally:
+        sys.path.pop(0)
+    return kernels.kernel_dir(target)
+
+
+REAL = {
+    # target: (ramoops depends=, phram depends=, load order for the board)
+    "x86_64": (["reed_solomon"], ["mtd"], ["reed_solomon", "ramoops", "mtd", "phram"]),
+    "aarch64": (["reed_solomon"], ["mtd"], ["reed_solomon", "ramoops", "mtd", "phram"]),
+    "armhf": (["reed_solomon", "pstore"], [],
+              ["reed_solomon", "deflate", "pstore", "ramoops", "phram"]),
+    "mipsel": (["reed_solomon", "pstore"], [],
+               ["reed_solomon", "deflate", "pstore", "ramoops", "phram"]),
+}
+
+
+@pytest.mark.parametrize("target", sorted(REAL))
+def test_real_debian_modules_resolve_in_depends_order(tmp_path, monkeypatch, target):
+    kdir = _kernel_tree(target)
+    rel = os.listdir(os.path.join(kdir, "lib", "modules"))[0]
+    mdir = os.path.join(kdir, "lib", "modules", rel, "kernel")
+    ramoops_deps, phram_deps, order = REAL[target]
+    assert sorted(kmod.depends_of(mdir + "/fs/pstore/ramoops.ko")[0]) == sorted(ramoops_deps)
+    assert kmod.depends_of(mdir + "/drivers/mtd/devices/phram.ko")[0] == phram_deps
+    info = kmod.modinfo(mdir + "/fs/pstore/ramoops.ko")
+    assert info["vermagic"][0].startswith(rel + " ") and info["name"] == ["ramoops"]
+    # the board's loader against the real tree (the kernel calls faked): a root
+    # whose /lib/modules/<release> is the package's and /sys/module is empty
+    (tmp_path / "sys/module").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel/osrelease").write_text(rel + "\n")
+    (tmp_path / "lib/modules").mkdir(parents=True)
+    os.symlink(os.path.join(kdir, "lib", "modules", rel), str(tmp_path / "lib/modules" / rel))
+    b = boardconf.load(os.path.join(os.path.dirname(BOARD), "qemu-%s.conf" % target))
+    fake = FakeImpl()
+    monkeypatch.setattr(kmod, "_impl", fake)
+    res = kmod.load_for_board(b, str(tmp_path))
+    assert calls(fake) == order, res.errors
+    assert not res.errors
+    if "pstore" not in order:      # built in: named by modules.builtin, no file
+        assert kmod._builtin_listed("pstore", str(tmp_path), kmod.module_dir(b, str(tmp_path)))

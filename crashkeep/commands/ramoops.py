@@ -108,7 +108,7 @@ def read_source(opts):
 def _read_at(f, path, offset, size):
     if path == DEV_MEM:
         # read() or, where the kernel refuses it, a mapping (kmod.read_phys)
-        from crashkeep import kmod
+        from crashkeep.system import kmod
         try:
             return kmod.read_phys(path, offset, size)
         except OSError as e:

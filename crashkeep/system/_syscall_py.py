@@ -115,7 +115,7 @@ def _mount_cmd(source, target, fstype, flags, data):
 
 def mmap_read(path, offset, size):
     """size bytes at offset of path (/dev/mem) through a read-only shared mapping
-    (see _kmod_c.mmap_read); OSError(ENOSYS) where the runtime has no mmap."""
+    (see _syscall_c.mmap_read); OSError(ENOSYS) where the runtime has no mmap."""
     try:
         import mmap
     except ImportError:

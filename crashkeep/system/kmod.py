@@ -167,46 +167,187 @@ def param_mismatches(name, args, root="/"):
     return out
 
 
+# Modules a module asks for at run time (request_module), which depends= cannot
+# show: pstore asks the crypto API for its compressor when a backend registers,
+# and a BusyBox initramfs has no modprobe index to serve that. Loaded first when
+# present as a module; a missing one only costs compression.
+RUNTIME_PRE = {"pstore": ("deflate",)}
+DEPTH_MAX = 16            # dependency chains are a few deep; a cycle stops here
+MODINFO_MAX = 64 << 10    # a .modinfo section is a few hundred bytes
+
+
+def modinfo(path):
+    """{key: [values]} of a module file's .modinfo section (NUL-separated key=value)."""
+    from crashkeep.formats.elffile import ElfFile
+    from crashkeep.errors import CrashkeepError
+    try:
+        elf = ElfFile(path)
+    except (OSError, CrashkeepError) as e:
+        raise DeviceError("Failed to read module '%s': %s" % (path, _msg(e)))
+    try:
+        sec = elf.section(".modinfo")
+        if sec is None:
+            raise DeviceError("Failed to read module '%s': no .modinfo section" % path)
+        if sec.sh_size > MODINFO_MAX:
+            raise DeviceError("Failed to read module '%s': .modinfo of %d bytes (limit %d)"
+                              % (path, sec.sh_size, MODINFO_MAX))
+        raw = elf.pread(sec.sh_offset, sec.sh_size)
+    except OSError as e:
+        raise DeviceError("Failed to read module '%s': %s" % (path, strerror(e)))
+    finally:
+        elf.close()
+    info = {}
+    for item in raw.split(b"\0"):
+        key, sep, val = item.partition(b"=")
+        if sep:
+            info.setdefault(key.decode("utf-8", "replace"), []).append(
+                val.decode("utf-8", "replace"))
+    return info
+
+
+def _msg(e):
+    return strerror(e) if isinstance(e, OSError) else str(e)
+
+
+def _norm(name):
+    return name.strip().replace("-", "_")
+
+
+def depends_of(path):
+    """(hard, soft) dependency names of a module file: depends= and softdep= pre:."""
+    info = modinfo(path)
+    hard = []
+    for v in info.get("depends", []):
+        hard += [_norm(d) for d in v.split(",") if d.strip()]
+    soft = []
+    for v in info.get("softdep", []):
+        # "pre: a b post: c": only what must come first
+        words = v.split()
+        pre = False
+        for w in words:
+            if w.endswith(":"):
+                pre = w == "pre:"
+            elif pre:
+                soft.append(_norm(w))
+    return hard, soft
+
+
+def modules_dep(mdir):
+    """{name: (path, [dependency names])} from modules.dep beside kernel/, or {}.
+
+    depmod writes it at install time (a Debian kernel package has none; an
+    installed system, OpenWrt and Buildroot images do)."""
+    base = mdir[:-len("/kernel")] if mdir.endswith("/kernel") else mdir
+    try:
+        text = read_text(path_join(base, "modules.dep"), 4 << 20)
+    except OSError:
+        return {}
+    out = {}
+    for line in text.split("\n"):
+        mod, sep, deps = line.partition(":")
+        if not sep:
+            continue
+        name = _norm(mod.rsplit("/", 1)[-1].split(".ko")[0])
+        p = mod.strip()
+        out[name] = (p if p.startswith("/") else path_join(base, p),
+                     [_norm(d.rsplit("/", 1)[-1].split(".ko")[0]) for d in deps.split()])
+    return out
+
+
 class Result:
     def __init__(self):
         self.status = {}     # name -> LOADED / ALREADY / BUILTIN
         self.errors = {}     # name -> one-line message
         self.warnings = []
+        self.order = []      # names in the order they were handled
 
     def ok(self, name):
         return name in self.status
 
 
-def load_for_board(board, root="/", want=("ramoops", "phram")):
-    """Load what the board needs, in dependency order; never raises for one module."""
-    res = Result()
-    mdir = module_dir(board, root)
-    need = []
-    if "ramoops" in want and board.has_ramoops:
-        need += ["reed_solomon", "ramoops"]
-    if "phram" in want and board.has_phram:
-        need += ["mtd", "phram"]
-    deps = {"ramoops": "reed_solomon", "phram": "mtd"}
-    for name, rel in boardconf.KERNEL_MODULES:
-        if name not in need:
-            continue
-        dep = deps.get(name)
-        if dep and dep in res.errors and name in deps:
-            res.errors[name] = res.errors[dep]
-            continue
-        args = []
-        if name == "ramoops":
-            args = boardconf.ramoops_args(board)
-        elif name == "phram":
-            args = ["phram=" + boardconf.phram_arg(board)]
+class _Loader:
+    """Loads a module after what it needs: modules.dep when the tree has one,
+    else each .ko's own depends= (and softdep pre:), modules.builtin and
+    /sys/module for what needs no file."""
+
+    def __init__(self, mdir, root, res):
+        self.mdir = mdir
+        self.root = root
+        self.res = res
+        self.dep = modules_dep(mdir) if mdir else {}
+
+    def _path(self, name):
+        if name in self.dep and exists(self.dep[name][0]):
+            return self.dep[name][0]
+        rel = dict(boardconf.KERNEL_MODULES).get(name)
+        return find(self.mdir, name, rel) if self.mdir else None
+
+    def load(self, name, params="", depth=0):
+        res = self.res
+        if name in res.status or name in res.errors:
+            return name in res.status
+        st = state(name, self.root)
+        if st:
+            return self._done(name, st)
+        path = self._path(name)
+        if path is None:
+            if _builtin_listed(name, self.root, self.mdir):
+                return self._done(name, BUILTIN)
+            return self._fail(name, "Failed to find module '%s.ko' under '%s'" % (name, self.mdir))
+        if depth >= DEPTH_MAX:
+            return self._fail(name, "Failed to load module '%s': dependencies deeper than %d "
+                              "(a cycle?)" % (path, DEPTH_MAX))
         try:
-            res.status[name] = load(name, " ".join(args), mdir, rel, root)
+            if name in self.dep:
+                hard, soft = self.dep[name][1], []
+            else:
+                hard, soft = depends_of(path)
         except DeviceError as e:
-            res.errors[name] = str(e)
-            continue
-        if name == "ramoops" and res.status[name] != LOADED:
-            res.warnings += param_mismatches(name, args, root)
-        if name == "phram":
+            return self._fail(name, str(e))
+        for d in soft + list(RUNTIME_PRE.get(name, ())):
+            if d not in res.status and d not in res.errors:
+                self._optional(d, depth)
+        for d in hard:
+            if not self.load(d, "", depth + 1):
+                return self._fail(name, res.errors[d])
+        try:
+            return self._done(name, LOADED if insert(path, params) else ALREADY)
+        except DeviceError as e:
+            return self._fail(name, str(e))
+
+    def _optional(self, name, depth):
+        # a soft dependency that is absent or fails is not an error of its user
+        if state(name, self.root) or self._path(name) is not None:
+            if not self.load(name, "", depth + 1):
+                self.res.warnings.append(self.res.errors.pop(name))
+
+    def _done(self, name, st):
+        self.res.status[name] = st
+        self.res.order.append(name)
+        return True
+
+    def _fail(self, name, msg):
+        self.res.errors[name] = msg
+        self.res.order.append(name)
+        return False
+
+
+def load_for_board(board, root="/", want=("ramoops", "phram")):
+    """Load what the board needs, in dependency order; never raises for one module.
+
+    With `board.reserve = dt` the device tree's ramoops and phram nodes carry
+    the parameters: the modules load without any (both would make the kernel
+    probe twice and phram create a second MTD device over the same memory)."""
+    res = Result()
+    dt = board.reserve == "dt"
+    loader = _Loader(module_dir(board, root), root, res)
+    if "ramoops" in want and board.has_ramoops:
+        args = [] if dt else boardconf.ramoops_args(board)
+        if loader.load("ramoops", " ".join(args)) and res.status["ramoops"] != LOADED and args:
+            res.warnings += param_mismatches("ramoops", args, root)
+    if "phram" in want and board.has_phram:
+        args = [] if dt else ["phram=" + boardconf.phram_arg(board)]
+        if loader.load("phram", " ".join(args)):
             _phram_device(board, res, root)
     return res
 
@@ -223,6 +364,11 @@ def _phram_device(board, res, root):
         return
     if res.status.get("phram") == LOADED:
         return      # just created with our parameter; /proc/mtd may lag a moment
+    if board.reserve == "dt":
+        # the DT node makes the device; adding one here would map the memory twice
+        res.warnings.append("phram device %s not found (the device tree's phram node "
+                            "should create it)" % name)
+        return
     p = path_join(root, "sys/module/phram/parameters/phram")
     try:
         with open(p, "w") as f:

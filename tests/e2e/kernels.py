@@ -126,9 +126,50 @@ def run(argv, **kw):
     return r.stdout
 
 
+APT_LISTS = "/var/lib/apt/lists"
+
+
+def _lists_stamp():
+    """Changes whenever apt-get update changes the package lists."""
+    try:
+        names = sorted(os.listdir(APT_LISTS))
+    except OSError:
+        return ""
+    h = hashlib.sha256()
+    for n in names:
+        try:
+            st = os.stat(os.path.join(APT_LISTS, n))
+        except OSError:
+            continue
+        h.update(("%s %d %d;" % (n, st.st_size, st.st_mtime_ns)).encode())
+    return h.hexdigest()
+
+
 def _apt_cache(*args):
+    """apt-cache's answer, remembered until the package lists change: with four
+    architectures' lists each call costs seconds of CPU."""
+    import json
+    memo = os.path.join(cache_root(), "apt-cache-answers.json")
+    stamp = _lists_stamp()
+    key = " ".join(args)
+    try:
+        with open(memo) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        saved = {}
+    if saved.get("stamp") != stamp:
+        saved = {"stamp": stamp, "answers": {}}
+    if key in saved["answers"]:
+        return saved["answers"][key]
     r = subprocess.run(["apt-cache", *args], capture_output=True, text=True)
-    return r.stdout if r.returncode == 0 else ""
+    out = r.stdout if r.returncode == 0 else ""
+    if out:
+        saved["answers"][key] = out
+        tmp = memo + ".%d.tmp" % os.getpid()
+        with open(tmp, "w") as f:
+            json.dump(saved, f)
+        os.replace(tmp, memo)
+    return out
 
 
 def image_package(target):
