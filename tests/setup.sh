@@ -20,6 +20,28 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq $missing >/dev/null
 fi
 
+# The test bed of the other targets (tests/e2e/kernels.py): their QEMU machines,
+# the cross compilers the out-of-tree modules are built with, and apt knowing
+# the foreign architectures so `apt-get download linux-image-*:ARCH` works
+# (nothing foreign is installed). An index that fails to update (mirror sync)
+# does not stop the rest.
+TESTBED_PACKAGES="qemu-system-arm qemu-system-mips gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+  gcc-mipsel-linux-gnu xz-utils"
+missing=""
+for p in $TESTBED_PACKAGES; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+foreign=$(dpkg --print-foreign-architectures)
+newarch=""
+for a in arm64 armhf mipsel; do
+    case " $foreign " in *" $a "*) ;; *) dpkg --add-architecture "$a"; newarch=1 ;; esac
+done
+if [ -n "$missing" ] || [ -n "$newarch" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || true
+    [ -z "$missing" ] || apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
 PY=${PYTHON:-python3}
 $PY -m pip install -q --disable-pip-version-check -e '.[test]'
 # The accelerators, compiled in place so the source tree tests both twins.

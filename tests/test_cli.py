@@ -160,3 +160,21 @@ def test_fast_path_does_not_import_typer():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.returncode == 0, r.stderr
+
+
+def test_board_cmdline_of_the_qemu_targets_is_what_the_test_bed_boots_with():
+    """The mem= words of board-configs/qemu-*.conf: virt's top MiB cut off; Malta's
+    hole in the middle (its initrd sits at the top of low RAM)."""
+    want = {"aarch64": ["mem=0x1ff00000@0x40000000"], "armhf": ["mem=0x1ff00000@0x40000000"],
+            "mipsel": ["mem=0xe000000@0x0", "mem=0x1f00000@0xe100000"]}
+    for target, words in want.items():
+        r = run("board", "cmdline", os.path.join(ROOT, "board-configs", "qemu-%s.conf" % target))
+        assert r.returncode == 0, r.stderr
+        assert [w for w in r.stdout.split() if w.startswith("mem=")] == words
+        assert "phram.phram=crashkeep," in r.stdout
+
+
+def test_board_modules_of_a_dt_board_has_no_parameters():
+    r = run("board", "modules", os.path.join(ROOT, "board-configs", "beaglebone-black.conf"))
+    assert [l.split()[-1].rsplit("/", 1)[-1] for l in r.stdout.splitlines()] == \
+        ["reed_solomon.ko", "ramoops.ko", "mtd.ko", "phram.ko"]

@@ -185,9 +185,10 @@ def modules(opts):
         if name in ("mtd", "phram") and not board.has_phram:
             continue
         line = "insmod %s/%s" % (d, rel)
-        if name == "ramoops":
+        # reserve = dt: the DT nodes carry the parameters (both would probe twice)
+        if name == "ramoops" and board.reserve != "dt":
             line += " " + " ".join(boardconf.ramoops_args(board))
-        elif name == "phram":
+        elif name == "phram" and board.reserve != "dt":
             line += " phram=" + boardconf.phram_arg(board)
         out(line)
     return 0
