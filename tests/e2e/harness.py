@@ -82,24 +82,33 @@ Inside the guest (every snippet)
   ext4, crc32c) is loaded; $BOOT (1-based) and $NBOOTS are set;
   /bin/crashkeep is the static binary (when built), /etc/crashkeep/board.conf
   the board config, /etc/crashkeep/crashkeep-hook.sh the init hook.
-  load_modules [ARGS] insmod reed_solomon, ramoops, mtd, phram with the board's
-                      parameters (from `crashkeep board modules`); ARGS are added
-                      to ramoops's line (e.g. dyndbg=+p)
+  load_modules [ARGS] insmod ramoops and phram with the board's parameters (from
+                      `crashkeep board modules`) after their depends= (pstore on
+                      armhf/mipsel; built-ins skipped); ARGS are added to
+                      ramoops's line (e.g. dyndbg=+p)
   load_module NAME [ARGS]  insmod any bundled module (mtdblock, block2mtd, ...)
   emit NAME FILE|-    send a file (or stdin) to the host: run.files[NAME]
   panic_now           sync, then echo c > /proc/sysrq-trigger
   mount_disk [DEV] [DIR]   mount /dev/vda on /mnt by default
   mount_pstore        mount -t pstore on /sys/fs/pstore (NOT done by the prologue:
                       crashkeep boot must do it itself)
-  The kernel command line is console=ttyS0 quiet panic=1 memmap=<board region>.
+  The kernel command line is console=<target's> quiet panic=1 plus the memmap=/mem=
+  words `crashkeep board cmdline` prints for the board.
 
-Building blocks (cached under tests/e2e/work/, shared between pytest processes
-with file locks): the Debian kernel package picked at run time from
-`apt-cache depends linux-image-amd64`, fetched with `apt-get download` and
-extracted with `dpkg-deb -x` (CRASHKEEP_KERNEL_DIR overrides), or with
-Env(kernel="pstore") (the `testbed_pstore` fixture) the test kernel that
-tests/e2e/kernel/build.sh makes from Debian's linux-source with the pstore
-console, pmsg and ftrace front-ends (cached under $CRASHKEEP_CACHE); the binary from
+Targets (Env(target=...), the `target_testbed` fixture): x86_64 (the default),
+aarch64, armhf, mipsel; the TARGETS table below holds each one's QEMU machine,
+console, virtio transport, emit channel, board and module list. The kernels
+come from tests/e2e/kernels.py (Debian 6.1 + the modules each lacks, cached
+outside the repo); busybox-static is the target's Debian package.
+CRASHKEEP_BINARY_<TARGET> names a prebuilt binary instead of make -C build.
+
+Building blocks (shared between pytest processes with file locks): the kernel
+from tests/e2e/kernels.py (Debian's package picked at run time from
+`apt-cache depends linux-image-<flavour>`, `apt-get download` + `dpkg-deb -x`,
+cached under ${CRASHKEEP_CACHE:-~/.cache/crashkeep}; CRASHKEEP_KERNEL_DIR
+overrides for x86_64), or with Env(kernel="pstore") (the `testbed_pstore`
+fixture) the x86_64 test kernel that tests/e2e/kernel/build.sh makes from
+Debian's linux-source with the pstore console, pmsg and ftrace front-ends; the initramfs images under tests/e2e/work/; the binary from
 `make -C build` (build/out/crashkeep); the initramfs from tests/e2e/mkinitramfs.py.
 """
 import fcntl
