@@ -35,7 +35,7 @@ def target(request):
 def board_of(tb):
     import sys
     sys.path.insert(0, harness.ROOT)
-    from crashkeep import boardconf
+    from crashkeep.formats import boardconf
     return boardconf.load(tb.board)
 
 
