@@ -309,7 +309,7 @@ def test_openwrt_style_pstore_and_deflate_modules_load_before_ramoops(tmp_path, 
                 depends={"ramoops": "reed_solomon,pstore"})
     open(root + "/lib/modules/6.1.0-test/modules.builtin", "w").write("kernel/drivers/mtd/mtd.ko\n")
     fake = FakeImpl()
-    monkeypatch.setattr(kmod, "_impl", fake)
+    monkeypatch.setattr(syscall, "_impl", fake)
     res = kmod.load_for_board(board, root)
     assert calls(fake) == ["reed_solomon", "deflate", "pstore", "ramoops", "phram"]
     assert res.status == {"reed_solomon": "loaded", "deflate": "loaded", "pstore": "loaded",
@@ -322,7 +322,7 @@ def test_missing_compressor_is_not_an_error(tmp_path, monkeypatch, board):
     root = tree(tmp_path, modules=("reed_solomon", "pstore", "ramoops", "mtd", "phram"),
                 depends={"ramoops": "reed_solomon,pstore"})
     fake = FakeImpl()
-    monkeypatch.setattr(kmod, "_impl", fake)
+    monkeypatch.setattr(syscall, "_impl", fake)
     res = kmod.load_for_board(board, root)
     assert calls(fake) == ["reed_solomon", "pstore", "ramoops", "mtd", "phram"]
     assert not res.errors
@@ -340,7 +340,7 @@ def test_modules_dep_wins_over_modinfo(tmp_path, monkeypatch, board):
         "kernel/drivers/mtd/devices/phram.ko: kernel/drivers/mtd/mtd.ko\n"
         "kernel/drivers/mtd/mtd.ko:\n")
     fake = FakeImpl()
-    monkeypatch.setattr(kmod, "_impl", fake)
+    monkeypatch.setattr(syscall, "_impl", fake)
     res = kmod.load_for_board(board, root)
     assert calls(fake) == ["reed_solomon", "ramoops", "mtd", "phram"]
     assert not res.errors
@@ -351,7 +351,7 @@ def test_softdep_pre_loads_first_and_may_be_absent(tmp_path, monkeypatch, board)
     p = root + "/lib/modules/6.1.0-test/kernel/fs/pstore/ramoops.ko"
     open(p, "wb").write(ko("ramoops", "reed_solomon", ["softdep=pre: deflate nosuch post: x"]))
     fake = FakeImpl()
-    monkeypatch.setattr(kmod, "_impl", fake)
+    monkeypatch.setattr(syscall, "_impl", fake)
     res = kmod.load_for_board(board, root)
     assert calls(fake)[:3] == ["deflate", "reed_solomon", "ramoops"]
     assert not res.errors
@@ -359,7 +359,7 @@ def test_softdep_pre_loads_first_and_may_be_absent(tmp_path, monkeypatch, board)
 
 def test_dependency_cycle_is_bounded_error(tmp_path, monkeypatch, board):
     root = tree(tmp_path, depends={"reed_solomon": "ramoops"})
-    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    monkeypatch.setattr(syscall, "_impl", FakeImpl())
     res = kmod.load_for_board(board, root)
     assert "deeper than" in res.errors["ramoops"]
     assert res.ok("phram")
@@ -369,7 +369,7 @@ def test_module_without_modinfo_is_one_line_error(tmp_path, monkeypatch, board):
     root = tree(tmp_path)
     open(root + "/lib/modules/6.1.0-test/kernel/fs/pstore/ramoops.ko", "wb").write(b"\x7fELFjunk")
     fake = FakeImpl()
-    monkeypatch.setattr(kmod, "_impl", fake)
+    monkeypatch.setattr(syscall, "_impl", fake)
     res = kmod.load_for_board(board, root)
     assert res.errors["ramoops"].startswith("Failed to read module '%s/lib/modules/6.1.0-test/"
                                             "kernel/fs/pstore/ramoops.ko': " % root)
@@ -383,7 +383,7 @@ def test_dt_board_loads_without_parameters(tmp_path, monkeypatch):
     (tmp_path / "proc/mtd").write_text("dev:    size   erasesize  name\n")
     b = boardconf.parse(open(BOARD).read().replace("board.reserve = memmap", "board.reserve = dt"))
     fake = FakeImpl()
-    monkeypatch.setattr(kmod, "_impl", fake)
+    monkeypatch.setattr(syscall, "_impl", fake)
     res = kmod.load_for_board(b, root)
     assert [(c[1], c[2]) for c in fake.calls] == [("reed_solomon.ko", ""), ("ramoops.ko", ""),
                                                   ("mtd.ko", ""), ("phram.ko", "")]
@@ -397,7 +397,7 @@ def test_dt_board_never_adds_a_phram_device_through_sysfs(tmp_path, monkeypatch)
     (tmp_path / "sys/module/phram/parameters/phram").write_text("")
     (tmp_path / "proc/mtd").write_text("dev:    size   erasesize  name\n")
     b = boardconf.parse(open(BOARD).read().replace("board.reserve = memmap", "board.reserve = dt"))
-    monkeypatch.setattr(kmod, "_impl", FakeImpl())
+    monkeypatch.setattr(syscall, "_impl", FakeImpl())
     res = kmod.load_for_board(b, root, want=("phram",))
     assert (tmp_path / "sys/module/phram/parameters/phram").read_text() == ""
     assert "should create it" in res.warnings[0]
@@ -445,7 +445,7 @@ def test_real_debian_modules_resolve_in_depends_order(tmp_path, monkeypatch, tar
     os.symlink(os.path.join(kdir, "lib", "modules", rel), str(tmp_path / "lib/modules" / rel))
     b = boardconf.load(os.path.join(os.path.dirname(BOARD), "qemu-%s.conf" % target))
     fake = FakeImpl()
-    monkeypatch.setattr(kmod, "_impl", fake)
+    monkeypatch.setattr(syscall, "_impl", fake)
     res = kmod.load_for_board(b, str(tmp_path))
     assert calls(fake) == order, res.errors
     assert not res.errors
