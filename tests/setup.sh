@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES="qemu-system-x86 busybox-static cpio e2fsprogs mtools gdb hyperfine time strace
   python3.11-dev python3.11-venv zlib1g-dev libexpat1-dev gcc make file libc6-dbg
-  build-essential bc flex bison libelf-dev libssl-dev xz-utils qemu-user-static"
+  build-essential bc flex bison libelf-dev libssl-dev xz-utils qemu-user-static shellcheck"
 
 missing=""
 for p in $APT_PACKAGES; do
