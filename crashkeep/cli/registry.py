@@ -19,6 +19,7 @@ MODULES = [
     ("copy", "crashkeep.commands.copy"),
     ("boot", "crashkeep.commands.boot"),
     ("show", "crashkeep.commands.show"),
+    ("export", "crashkeep.commands.export"),
     ("shutdown", "crashkeep.commands.shutdown"),
     ("selftest", "crashkeep.commands.selftest"),
     ("core", "crashkeep.commands.core"),

@@ -47,6 +47,7 @@ from crashkeep.formats.phramrec import FLAG_ZONE
 
 DEFAULT_TIMEOUT = 8.0
 TIMEOUT_MAX = 3600.0        # a boot that waits an hour for its salvage is hung
+EXPORT_MARGIN = 1.0          # of boot's time, kept for unmounting after export
 PHRAM_DIR = "phram"
 ZONE_KINDS = ("console", "pmsg", "ftrace")   # zones ramoops hands to the next boot on load
 
@@ -349,11 +350,32 @@ class Run:
             self.check_selftest_note(target.path)
             if self.items:
                 self.save_items(target.path)
+            self.export(target.path)
         finally:
             try:
                 target.close()
             except DeviceError as e:
                 self.notes.append(str(e))
+
+    def export(self, path):
+        """Hand bundles to the board's transports in the time boot has left (a second
+        kept for unmounting); whatever fails or does not fit waits for the next run."""
+        from crashkeep.compat import MICROPYTHON
+        if MICROPYTHON or not self.board.get("export.syslog") and not self.board.get(
+                "export.command"):
+            return
+        from crashkeep.ops import export
+        deadline = self.steps.deadline - EXPORT_MARGIN
+        if deadline - monotonic() < 1:
+            self.notes.append("export: no time left, deferred")
+            return
+        res = export.run(self.board, export.bundles_in(path), deadline, root=self.root)
+        if res.sent:
+            self.notes.append("exported %d" % len(res.sent))
+        if res.failed or res.left:
+            self.notes.append("export: %d deferred (%s)" % (
+                len(res.failed) + res.left, res.failed[0][2] if res.failed else "time"))
+        self.steps.mark("exported")
 
     def board_has_flash(self):
         return bool(self.flash_dir or self.board.get("flash.device")

@@ -52,6 +52,10 @@ KEYS = {
     "core.max_files": (NUM, 10),             # gzip cores kept in core.dir, oldest removed first
     "core.rate": (NUM, 10),                  # core records per hour
     "core.reboot_on": (STR, ""),             # comma-separated process names
+    "export.syslog": (BOOL, True),           # one line per bundle to the syslog socket
+    "export.socket": (STR, "/dev/log"),
+    "export.command": (STR, None),           # sh command run once per bundle
+    "export.timeout": (NUM, 30),             # seconds per command run
 }
 
 # Kernel modules in load order, with their place in a Debian-style kernel tree.
@@ -326,6 +330,8 @@ def validate(board):
                               % (board.where(k2), a2, a2 + s2, a1, a1 + s1))
     if board.has("flash.device") and not board.has("flash.fstype"):
         raise ConfigError("%s: flash.device needs flash.fstype" % board.where("flash.device"))
+    if not 1 <= board.get("export.timeout") <= 3600:
+        raise ConfigError("%s: export.timeout must be 1..3600 seconds" % board.where("export.timeout"))
     for key in ("retention.bundles", "retention.bytes", "core.max_files"):
         if board.get(key) < 1:
             raise ConfigError("%s: %s must be at least 1" % (board.where(key), key))
