@@ -11,6 +11,7 @@ import sys
 import time
 
 from crashkeep.formats import elfcore, unwind
+from crashkeep.ops import corechain
 from crashkeep import limits
 from crashkeep import compat
 from crashkeep.compat import basename, monotonic, path_join, read_text, strerror
@@ -574,6 +575,8 @@ def handle(opts):
     maps = info["maps"]
     name = record_name(comm, pid)
     saver = core_saver(board, name)
+    chain = _chain(opts, pid, tid, sig, when, comm, uid, board)
+    sink = corechain.Tee([saver, chain]) if chain is not None else saver
     mods = None
     if maps:
         # before the core: once it is read the kernel may reap the process, and
@@ -582,7 +585,7 @@ def handle(opts):
         unwind.preopen(mods)
     more = MoreMemory(maps, mods)
     try:
-        core = elfcore.read_core(inp, sink=saver, more=more)
+        core = elfcore.read_core(inp, sink=sink, more=more)
         mods = more.mods
         if not maps:
             maps = core_maps(core)
@@ -614,8 +617,10 @@ def handle(opts):
         rc = 1
     stream = core.stream if core is not None else elfcore.Stream(inp)
     if core is None:
-        stream.sink = saver
+        stream.sink = sink
     drain_bounded(stream)
+    if chain is not None:
+        kmsg("%s[%d]: %s" % (comm, pid, chain.finish()))
     if saver is not None:
         path = saver.finish(stream.eof)
         if path:
@@ -628,6 +633,16 @@ def handle(opts):
     if board is not None and wants_reboot(board, comm, info["exe"]):
         reboot(comm, pid, kept)
     return rc
+
+
+def _chain(opts, pid, tid, sig, when, comm, uid, board):
+    """The handler core_pattern named before ours, when install chained to it."""
+    max_bytes = board.get("core.max_bytes") if board is not None else 16 << 20
+    chain, err = corechain.start(path_join(opts.root, STATE_FILE), opts.proc, pid, tid, sig,
+                                 when, comm, uid, max_bytes)
+    if err:
+        kmsg("%s[%d]: %s, ignoring" % (comm, pid, err))
+    return chain
 
 
 def wants_reboot(board, comm, exe):
@@ -739,15 +754,31 @@ def install(opts):
         cur_lim = read_text(lim).strip()
     except OSError:
         cur_lim = None
+    if opts.chain and opts.no_chain:
+        raise ConfigError("core install: --chain or --no-chain, not both")
     pat = pattern_for(opts)
     state = path_join(opts.root, STATE_FILE)
-    if " core " not in cur or "crashkeep" not in cur:
+    prev, chain = corechain.read_record(state)
+    if not corechain.is_ours(cur):
+        prev, lim_line = cur, cur_lim
+        # a pipe handler (memfaultd, systemd-coredump, apport) keeps getting its cores
+        chain = opts.chain or (not opts.no_chain and cur.startswith("|"))
+    elif prev is not None and (opts.chain or opts.no_chain):
+        lim_line = None
+        for line in read_text(state).split("\n")[1:]:
+            if line.startswith("core_pipe_limit="):
+                lim_line = line.split("=", 1)[1]
+        chain = bool(opts.chain)
+    else:
+        prev = None         # installed already: the record (if any) stays as it is
+    if prev is not None:
         compat.makedirs(state.rsplit("/", 1)[0])
         try:
             with open(state, "w") as f:
-                f.write(cur + "\n")
-                if cur_lim is not None:
-                    f.write("core_pipe_limit=%s\n" % cur_lim)
+                f.write(prev + "\n")
+                if lim_line is not None:
+                    f.write("core_pipe_limit=%s\n" % lim_line)
+                f.write("chain=%d\n" % (1 if chain else 0))
         except OSError as e:
             raise DeviceError("Failed to write '%s': %s" % (state, strerror(e)))
     # With core_pipe_limit 0 the kernel reaps the process as soon as the core is in the
@@ -757,6 +788,9 @@ def install(opts):
         _write(lim, str(PIPE_LIMIT))
     _write(cp, pat)
     sys.stdout.write("core_pattern: %s\n" % pat)
+    prev, chain = corechain.read_record(state)
+    if chain and prev:
+        sys.stdout.write("chained to: %s\n" % prev)
     return 0
 
 
@@ -792,7 +826,9 @@ def _write(path, text):
 
 
 HANDLE_PARAMS = [Param("args", positional=True, multiple=True), BOARD, DEVICE,
-                 Param("proc", default="/proc", help="Root of /proc (for tests).")]
+                 Param("proc", default="/proc", help="Root of /proc (for tests)."),
+                 Param("root", default="/", help="Root of /run, where install's record is "
+                       "(for tests).")]
 
 COMMANDS = [
     Command("core handle", "Core-dump pipe handler: crashkeep core handle -- %s" % ARGS,
@@ -801,8 +837,13 @@ COMMANDS = [
     # keeps running them until someone reinstalls, so the bare word stays the handler
     Command("core", "Core-dump pipe handler, the same as `core handle` (the form of "
             "earlier core_patterns).", HANDLE_PARAMS, handle, fast=True),
-    Command("core install", "Install crashkeep as the kernel core_pattern handler.",
+    Command("core install", "Install crashkeep as the kernel core_pattern handler. Chains by "
+            "default when a pipe handler was installed before: each core still goes to it.",
             [BOARD, DEVICE, Param("exe", help="Handler command (default: this program)."),
+             Param("chain", kind="flag", help="Pass each core on to the previous handler "
+                   "(the default for a pipe); with a file pattern, write the core there, "
+                   "capped at core.max_bytes."),
+             Param("no-chain", kind="flag", help="Do not pass cores on."),
              Param("root", default="/", help="Root of /proc and /run (for tests).")],
             install, fast=True),
     Command("core uninstall", "Restore the previous core_pattern.",
