@@ -260,28 +260,85 @@ def live_problems(board, root="/"):
             if what == "System RAM" and start <= b and a < start + size:
                 problems.append("%s region 0x%x-0x%x overlaps System RAM 0x%x-0x%x: not reserved "
                                 "(missing memmap=/reserved-memory?)" % (name, start, start + size, a, b + 1))
-    pdir = path_join(root, "sys/module/ramoops/parameters")
-    if board.has_ramoops and exists(pdir):
-        for key in ("mem_address", "mem_size", "record_size", "console_size", "ftrace_size",
-                    "pmsg_size", "max_reason"):
-            try:
-                loaded = int(read_text(path_join(pdir, key)).strip())
-            except (OSError, ValueError):
-                continue
-            want = board.get("ramoops." + key)
-            if key.endswith("_size") and key != "mem_size":
-                from crashkeep.formats.ramoops import rounddown_pow_of_two
-                want = rounddown_pow_of_two(want)
-            if loaded != want:
-                problems.append("ramoops is loaded with %s=0x%x, the board says 0x%x"
-                                % (key, loaded, want))
+    problems += ramoops_param_problems(board, root)
     if board.has_phram:
         from crashkeep.system import mtd
         got = mtd.by_name(board.get("phram.name"), root)
         if got is not None and got[1] != board.get("phram.len"):
             problems.append('phram "%s" is loaded with size 0x%x, the board says 0x%x'
                             % (board.get("phram.name"), got[1], board.get("phram.len")))
+    problems += pstore_problems(root)
     return problems
+
+
+# /sys/module/ramoops/parameters: after a probe (module options, DT node or
+# platform data) ram.c writes the values in use back into these.
+RAMOOPS_PARAMS = ("mem_address", "mem_size", "mem_type", "record_size", "console_size",
+                  "ftrace_size", "pmsg_size", "max_reason", "ecc")
+
+
+def ramoops_param_problems(board, root="/"):
+    """One line naming every ramoops parameter in use that differs from the board config."""
+    from crashkeep.compat import path_join, read_text, exists
+    from crashkeep.formats.ramoops import rounddown_pow_of_two
+    pdir = path_join(root, "sys/module/ramoops/parameters")
+    if not board.has_ramoops or not exists(pdir):
+        return []
+    diffs = []
+    for key in RAMOOPS_PARAMS:
+        try:
+            loaded = int(read_text(path_join(pdir, key)).strip(), 0)
+        except (OSError, ValueError):
+            continue
+        want = board.get("ramoops." + key)
+        if key.endswith("_size") and key != "mem_size":
+            want = rounddown_pow_of_two(want)
+        if loaded != want:
+            diffs.append("%s=0x%x, the board says 0x%x" % (key, loaded, want))
+    if not diffs:
+        return []
+    return ["ramoops is loaded with %s: records are read from the wrong place (rmmod ramoops "
+            "and load it with `crashkeep board modules`, or fix the board config)"
+            % "; ".join(diffs)]
+
+
+def pstore_problems(root="/"):
+    """ramoops registered as the pstore backend, yet every record it shows is empty."""
+    from crashkeep.compat import path_join, read_text
+    from crashkeep.system.mtd import sysos
+    try:
+        backend = read_text(path_join(root, "sys/module/pstore/parameters/backend")).strip()
+    except OSError:
+        backend = ""
+    if backend != "ramoops":
+        # kernels that keep only the requested name there: a probed ramoops counts
+        try:
+            live = read_text(path_join(root, "sys/module/ramoops/initstate")).strip() == "live"
+            size = int(read_text(path_join(root, "sys/module/ramoops/parameters/mem_size")), 0)
+        except (OSError, ValueError):
+            return []
+        if not (live and size):
+            return []
+    try:
+        mounts = read_text(path_join(root, "proc/mounts"), 1 << 20)
+    except OSError:
+        return []
+    for line in mounts.split("\n"):
+        f = line.split()
+        if len(f) < 3 or f[2] != "pstore":
+            continue
+        d = path_join(root, f[1].lstrip("/") if root not in ("", "/") else f[1])
+        try:
+            names = sysos.listdir(d)
+            sizes = [sysos.stat(d + "/" + n)[6] for n in names]
+        except OSError:
+            return []
+        if names and not any(sizes):
+            return ["pstore: ramoops is registered but all %d record(s) in %s are empty: the "
+                    "kernel cannot read the region back (not reserved, or mapped in a way it "
+                    "cannot read: CONFIG_IO_STRICT_DEVMEM, ramoops.mem_type)" % (len(names), f[1])]
+        return []
+    return []
 
 
 JSON = Param("json", kind="flag", help="Print JSON.")
