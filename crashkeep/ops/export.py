@@ -23,7 +23,6 @@ export.command (a /bin/sh command run once per bundle: $1 the bundle
 directory, $2 its meta.json, CRASHKEEP_* in the environment), export.timeout
 (seconds per command, default 30).
 """
-import sys
 import time
 
 from crashkeep.compat import monotonic, strerror
