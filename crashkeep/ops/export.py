@@ -186,7 +186,9 @@ def rfc3164(msg, severity, now, pid, tag="crashkeep"):
 
 def syslog_connect(path):
     """A socket connected to the syslog daemon's socket; DeviceError if there is none."""
-    import socket
+    # the C module: socket.py costs start-up time, and the static binary links only
+    # the builtins crashkeep imports itself
+    import _socket as socket
     last = None
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         s = socket.socket(socket.AF_UNIX, kind)
