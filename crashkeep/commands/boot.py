@@ -369,7 +369,12 @@ class Run:
         if deadline - monotonic() < 1:
             self.notes.append("export: no time left, deferred")
             return
-        res = export.run(self.board, export.bundles_in(path), deadline, root=self.root)
+        try:
+            res = export.run(self.board, export.bundles_in(path), deadline, root=self.root)
+        except (CrashkeepError, OSError) as e:
+            # the bundle is committed and its records cleared: export must not undo that
+            self.notes.append("export: %s, deferred" % _msg(e))
+            return
         if res.sent:
             self.notes.append("exported %d" % len(res.sent))
         if res.failed or res.left:

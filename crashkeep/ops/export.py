@@ -191,7 +191,12 @@ def syslog_connect(path):
     import _socket as socket
     last = None
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        s = socket.socket(socket.AF_UNIX, kind)
+        try:
+            # a kernel without networking (CONFIG_NET=n) has no socket(2): ENOSYS
+            s = socket.socket(socket.AF_UNIX, kind)
+        except OSError as e:
+            last = e
+            continue
         try:
             s.settimeout(5)
             s.connect(path)
