@@ -45,12 +45,16 @@ def prev_handler(t):
 
 
 def wrapper(t, root):
-    """The kernel runs the handler with no environment; --root points it at our record."""
+    """The kernel runs the handler with no environment; --root (put before the `--`
+    that ends the options) points it at our record."""
     w = os.path.join(t, "ck")
     with open(w, "w") as f:
-        f.write("#!/bin/sh\nfirst=$1; shift\nexport PYTHONPATH=%s\n"
-                "exec %s -m crashkeep \"$first\" --root %s \"$@\" 2>>%s/handler.err\n"
-                % (ROOT, PY, root, t))
+        f.write("#!%s\nimport os, sys\nsys.path.insert(0, %r)\na = sys.argv[1:]\n"
+                "i = a.index('--') if '--' in a else len(a)\na[i:i] = ['--root', %r]\n"
+                "sys.stderr = open(%r, 'a')\nos.dup2(sys.stderr.fileno(), 2)\n"
+                "os.environ['PYTHONPATH'] = %r\n"
+                "os.execv(%r, [%r, '-m', 'crashkeep'] + a)\n"
+                % (PY, ROOT, root, t + "/handler.err", ROOT, PY, PY))
     os.chmod(w, 0o755)
     return w
 
