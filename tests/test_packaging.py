@@ -137,7 +137,7 @@ def test_openwrt_sysctl_file_sorts_after_base_files_default():
     with open(os.path.join(OPENWRT, "files", "crashkeep.sysctl")) as f:
         conf = dict(l.split("=", 1) for l in f.read().splitlines()
                     if l and not l.startswith("#"))
-    assert conf["kernel.core_pattern"].startswith("|/usr/bin/crashkeep core -- %P %i %s %t %e %u")
+    assert conf["kernel.core_pattern"].startswith("|/usr/bin/crashkeep core handle -- %P %i %s %t %e %u")
     assert len(conf["kernel.core_pattern"]) < 128      # CORENAME_MAX_SIZE
     assert int(conf["kernel.core_pipe_limit"]) > 0
 

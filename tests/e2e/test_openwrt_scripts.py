@@ -66,7 +66,7 @@ def test_preinit_and_procd_scripts_on_the_board(testbed):
     assert line and "after panic" in line[0] and "salvaged" in line[0], log[-3000:]
     assert "start rc=0" in log and "shutdown rc=0" in log, log[-3000:]
     # what 90-crashkeep.conf sets on OpenWrt (the binary there is /usr/bin/crashkeep)
-    assert "pattern: |/bin/crashkeep core -- %P %i %s %t %e %u\n" in log, log[-3000:]
+    assert "pattern: |/bin/crashkeep core handle -- %P %i %s %t %e %u\n" in log, log[-3000:]
     bundle = line[0].split("salvaged ")[1].split(" to ")[1].split()[0]
     msgs = [l for l in run.files["messages"].decode().splitlines() if "bundle=" in l]
     assert len(msgs) == 1 and "bundle=%s board=qemu-x86_64 reason=panic" % bundle in msgs[0], msgs
