@@ -221,9 +221,11 @@ class Inputs:
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
 
 
-def _tree(d, since):
+def _tree(d, since, kept_times=("core/",)):
     """{relative path: (size, sha256[, mtime])} of every file under d. Times
-    only where a program set one in the past (extract copies the kernel's)."""
+    only where a program set one in the past (extract copies the kernel's);
+    never for inputs copied in with their times kept (the core: its age depends
+    on when the run happens, not on the program)."""
     out = {}
     for top, dirs, files in os.walk(d):
         dirs.sort()
@@ -233,9 +235,10 @@ def _tree(d, since):
             with open(p, "rb") as f:
                 digest = hashlib.sha256(f.read()).hexdigest()
             entry = (st.st_size, digest)
-            if st.st_mtime < since - 60:
+            rel = os.path.relpath(p, d)
+            if st.st_mtime < since - 60 and not rel.startswith(kept_times):
                 entry += (int(st.st_mtime),)
-            out[os.path.relpath(p, d)] = entry
+            out[rel] = entry
     return out
 
 
