@@ -150,27 +150,13 @@ def _area(path, records):
         area.close()
 
 
-CRASHER = r"""
-#include <stdio.h>
-#include <string.h>
-__attribute__((noinline)) int level3(const char *p) { return (int)strlen(p) + 1; }
-__attribute__((noinline)) int level2(const char *p) { return level3(p) * 3; }
-__attribute__((noinline)) int level1(const char *p) { return level2(p) + 7; }
-int main(int argc, char **argv) {
-    const char *p = argc > 5 ? argv[1] : (const char *)(long)(argc * 16);
-    printf("%d\n", level1(p));
-    return 0;
-}
-"""
-
-
 def _core(d):
     """An x86_64 core of a small crashing program (the kernel's, else gdb's)."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     import test_unwind_gdb as g
     src = os.path.join(d, "chain.c")
     with open(src, "w") as f:
-        f.write(CRASHER)
+        f.write(g.SRC_CHAIN)     # the gdb tests' own crashing program
     exe = os.path.join(d, "chain")
     subprocess.run(["gcc", "-O2", "-g0", "-o", exe, src], check=True, capture_output=True)
     core = g.capture_core(d, exe)
